@@ -1,0 +1,97 @@
+//! Broadcasters: deliveries that publish an event on channels, one per broadcast connection
+//! (Laravel's `config/broadcasting.php` drivers).
+//!
+//! Owns: the closed set of drivers ([`Broadcaster`]), the outgoing message view ([`Message`]),
+//! and sending a whole batch per connection at once, so each driver can batch (pipelined
+//! `PUBLISH` for Redis). Does not own: which connections and channels an event gets (`registry`)
+//! or retries (`settle`): a driver returns one outcome per message and nothing more.
+//!
+//! **Invariant:** only this module serializes the outgoing wire formats.
+
+mod redis;
+
+use std::sync::Arc;
+
+use serde_json::value::RawValue;
+
+use crate::config::{Config, ConnectionConfig};
+use crate::delivery::DeliveryResult;
+use crate::queue::Redis;
+
+pub use self::redis::{laravel_message, RedisBroadcaster};
+
+/// One event to broadcast on one connection.
+#[derive(Debug, Clone, Copy)]
+pub struct Message<'a> {
+    /// Envelope id (for logs and idempotency keys).
+    pub id: &'a str,
+    /// The name clients listen for (`broadcast_as` or the event name).
+    pub name: &'a str,
+    pub channels: &'a [String],
+    /// The payload object, exactly as the producer wrote it.
+    pub data: &'a RawValue,
+    /// Socket id to exclude (Laravel's `toOthers()`).
+    pub socket: Option<&'a str>,
+}
+
+/// A broadcast connection.
+pub enum Broadcaster {
+    /// Redis pub/sub in Laravel's RedisBroadcaster format.
+    Redis(RedisBroadcaster),
+    /// Logs each message at info level.
+    Log,
+    /// Accepts and drops (Laravel's `null` driver).
+    Null,
+}
+
+impl Broadcaster {
+    /// Broadcasts a batch; one outcome per message, in order.
+    pub async fn send(&self, batch: &[Message<'_>]) -> Vec<DeliveryResult> {
+        match self {
+            Broadcaster::Redis(r) => r.send(batch).await,
+            Broadcaster::Log => batch
+                .iter()
+                .map(|m| {
+                    tracing::info!(
+                        message = "Broadcast.",
+                        envelope_id = %m.id,
+                        event = %m.name,
+                        channels = ?m.channels,
+                        data = %m.data.get(),
+                    );
+                    Ok(())
+                })
+                .collect(),
+            Broadcaster::Null => batch.iter().map(|_| Ok(())).collect(),
+        }
+    }
+}
+
+/// Builds the configured connections, by name. `main` is the queue's Redis, reused by `redis`
+/// connections that do not name a URL of their own.
+pub fn build(
+    config: &Config,
+    main: &Redis,
+    pool_size: usize,
+) -> Result<Vec<(String, Arc<Broadcaster>)>, ::redis::RedisError> {
+    config
+        .broadcasting
+        .connections
+        .iter()
+        .map(|(name, c)| {
+            let b = match c {
+                ConnectionConfig::Redis(r) => {
+                    let redis = match &r.url {
+                        Some(url) if url != &config.redis.url => Redis::open(url, pool_size)?,
+                        _ => main.clone(),
+                    };
+                    let prefix = r.prefix.clone().unwrap_or_else(|| config.redis.prefix.clone());
+                    Broadcaster::Redis(RedisBroadcaster::new(redis, prefix))
+                }
+                ConnectionConfig::Log => Broadcaster::Log,
+                ConnectionConfig::Null => Broadcaster::Null,
+            };
+            Ok((name.clone(), Arc::new(b)))
+        })
+        .collect()
+}

@@ -1,0 +1,182 @@
+//! What one delivery is, and how it can fail.
+//!
+//! Owns: [`DeliveryId`] (one listener or one broadcast connection, for one envelope) and
+//! [`DeliveryError`], which carries the retry decision next to the error (`is_retryable`,
+//! `retry_after`) and a short stable `code` for metrics and dead letters. Does not own: running
+//! deliveries (`listeners`, `broadcast`) or combining their outcomes (`settle`).
+
+use std::fmt;
+use std::time::Duration;
+
+/// One delivery of an envelope: a listener, or a broadcast connection.
+///
+/// Written as `listener:<name>` or `broadcast:<connection>` in the `pending` list of a re-queued
+/// envelope and in dead letters.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum DeliveryId {
+    Listener(String),
+    Broadcast(String),
+}
+
+impl DeliveryId {
+    /// Parses `listener:<name>` or `broadcast:<connection>`.
+    pub fn parse(s: &str) -> Option<DeliveryId> {
+        if let Some(name) = s.strip_prefix("listener:") {
+            Some(DeliveryId::Listener(name.to_string()))
+        } else {
+            s.strip_prefix("broadcast:")
+                .map(|c| DeliveryId::Broadcast(c.to_string()))
+        }
+    }
+
+    /// The listener or connection name, without the kind.
+    pub fn name(&self) -> &str {
+        match self {
+            DeliveryId::Listener(n) | DeliveryId::Broadcast(n) => n,
+        }
+    }
+}
+
+impl fmt::Display for DeliveryId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DeliveryId::Listener(n) => write!(f, "listener:{n}"),
+            DeliveryId::Broadcast(n) => write!(f, "broadcast:{n}"),
+        }
+    }
+}
+
+/// Why one delivery failed. Whether it is worth retrying is decided here, once.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum DeliveryError {
+    /// The delivery did not finish within its time bound.
+    #[error("timed out after {0:?}")]
+    Timeout(Duration),
+    /// Could not connect, or the connection broke mid-request.
+    #[error("connection failed: {0}")]
+    Connect(String),
+    /// The remote answered with a non-success HTTP status.
+    #[error("HTTP {status}: {body}")]
+    Http {
+        status: u16,
+        body: String,
+        /// From a `Retry-After` header.
+        retry_after: Option<Duration>,
+    },
+    /// A Redis command failed (connection lost, server busy, …).
+    #[error("redis: {0}")]
+    Redis(String),
+    /// The remote is known to be failing (open circuit); the delivery was not attempted.
+    #[error("{0}")]
+    Deferred(String),
+    /// The event can never be delivered by this sink as it is (too large, bad channel for this
+    /// sink, …). Fatal: retrying cannot help.
+    #[error("{reason}")]
+    Invalid { code: &'static str, reason: String },
+    /// A listener embedded by a program reported its own failure.
+    #[error("{message}")]
+    Custom { message: String, retryable: bool },
+}
+
+impl DeliveryError {
+    /// Whether trying again later may succeed: timeouts, connection errors, Redis errors,
+    /// 408/429/5xx. Any other 4xx and invalid input are fatal.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            DeliveryError::Timeout(_)
+            | DeliveryError::Connect(_)
+            | DeliveryError::Redis(_)
+            | DeliveryError::Deferred(_) => true,
+            DeliveryError::Http { status, .. } => {
+                *status == 408 || *status == 429 || *status >= 500
+            }
+            DeliveryError::Invalid { .. } => false,
+            DeliveryError::Custom { retryable, .. } => *retryable,
+        }
+    }
+
+    /// The earliest the remote asked us to come back, when it said so.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            DeliveryError::Http { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
+
+    /// A short, stable code for metric labels and dead letters; never a raw message.
+    pub fn code(&self) -> &'static str {
+        match self {
+            DeliveryError::Timeout(_) => "timeout",
+            DeliveryError::Connect(_) => "connect",
+            DeliveryError::Http { status: 429, .. } => "http_429",
+            DeliveryError::Http { status, .. } if *status >= 500 => "http_5xx",
+            DeliveryError::Http { .. } => "http_4xx",
+            DeliveryError::Redis(_) => "redis",
+            DeliveryError::Deferred(_) => "circuit_open",
+            DeliveryError::Invalid { code, .. } => code,
+            DeliveryError::Custom { retryable: true, .. } => "listener_retry",
+            DeliveryError::Custom { .. } => "listener_failed",
+        }
+    }
+}
+
+/// The outcome of one delivery.
+pub type DeliveryResult = Result<(), DeliveryError>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[track_caller]
+    fn check(err: DeliveryError, retryable: bool, code: &str) {
+        assert_eq!(err.is_retryable(), retryable, "{err}");
+        assert_eq!(err.code(), code, "{err}");
+    }
+
+    fn http(status: u16) -> DeliveryError {
+        DeliveryError::Http {
+            status,
+            body: String::new(),
+            retry_after: None,
+        }
+    }
+
+    #[test]
+    fn retry_decision_per_variant() {
+        check(DeliveryError::Timeout(Duration::from_secs(1)), true, "timeout");
+        check(DeliveryError::Connect("refused".into()), true, "connect");
+        check(DeliveryError::Redis("broken pipe".into()), true, "redis");
+        check(http(500), true, "http_5xx");
+        check(http(503), true, "http_5xx");
+        check(http(429), true, "http_429");
+        check(http(408), true, "http_4xx");
+        check(http(400), false, "http_4xx");
+        check(http(401), false, "http_4xx");
+        check(http(404), false, "http_4xx");
+        check(http(413), false, "http_4xx");
+        check(
+            DeliveryError::Invalid {
+                code: "payload_too_large",
+                reason: "x".into(),
+            },
+            false,
+            "payload_too_large",
+        );
+        check(
+            DeliveryError::Custom {
+                message: "m".into(),
+                retryable: true,
+            },
+            true,
+            "listener_retry",
+        );
+    }
+
+    #[test]
+    fn delivery_ids_round_trip() {
+        for s in ["listener:audit", "broadcast:pusher", "listener:a:b"] {
+            assert_eq!(DeliveryId::parse(s).unwrap().to_string(), s);
+        }
+        assert_eq!(DeliveryId::parse("pusher"), None);
+    }
+}

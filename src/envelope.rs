@@ -1,0 +1,548 @@
+//! The inbound wire format: bytes a producer pushed → [`Envelope`] or [`Rejection`].
+//!
+//! Owns: decoding and validating envelopes (DESIGN.md "Envelope", `config/envelope.schema.json`),
+//! the input limits, channel-name rules, and re-encoding an envelope when herald puts it back on
+//! a queue (`attempts`, `pending`). Does not own: routing (`registry`), the outgoing wire formats
+//! (`broadcast`), or where envelopes live (`queue`).
+//!
+//! `data` is kept as the producer's exact JSON text ([`RawValue`]) from the queue to every sink,
+//! and a re-encoded envelope copies every member it does not own byte for byte, so unknown fields,
+//! key order and number spellings survive retries.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use bytes::Bytes;
+use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use crate::delivery::DeliveryId;
+
+/// Input limits, checked before anything is delivered.
+#[derive(Clone, Debug)]
+pub struct Limits {
+    /// Largest envelope accepted, in bytes (default 1 MiB).
+    pub max_bytes: usize,
+    /// Longest event name, in characters (default 200, Pusher's limit).
+    pub max_event_name: usize,
+    /// Longest channel name, in characters (default 164, Pusher's documented limit).
+    pub max_channel_name: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_bytes: 1024 * 1024,
+            max_event_name: 200,
+            max_channel_name: 164,
+        }
+    }
+}
+
+/// Why an envelope (or its route) cannot be processed. Always fatal: the envelope goes to the
+/// dead-letter store with its original bytes, and the worker carries on.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum Rejection {
+    #[error("envelope is {size} bytes, over the limit of {max}")]
+    TooLarge { size: usize, max: usize },
+    #[error("invalid JSON: {0}")]
+    InvalidJson(String),
+    #[error("envelope must be a JSON object: {0}")]
+    NotAnObject(String),
+    #[error("missing required field `{0}`")]
+    MissingField(&'static str),
+    #[error("field `{field}`: {reason}")]
+    InvalidField { field: &'static str, reason: String },
+    #[error("event name is {len} characters, over the limit of {max}")]
+    EventNameTooLong { len: usize, max: usize },
+    #[error("bad channel name {channel:?}: {reason}")]
+    BadChannel { channel: String, reason: String },
+    #[error("event {0:?} is not in the registry and unknown events are rejected")]
+    UnknownEvent(String),
+    #[error("connection {0:?} is not a configured broadcast connection")]
+    UnknownConnection(String),
+    #[error("channel template {template:?}: {reason}")]
+    Template { template: String, reason: String },
+    #[error("nothing to deliver: the event names no channels and no listener handles it")]
+    NoRoute,
+}
+
+impl Rejection {
+    /// A short, stable code for metric labels and dead letters.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Rejection::TooLarge { .. } => "payload_too_large",
+            Rejection::InvalidJson(_) => "invalid_json",
+            Rejection::NotAnObject(_) => "not_an_object",
+            Rejection::MissingField(_) => "missing_field",
+            Rejection::InvalidField { .. } => "invalid_field",
+            Rejection::EventNameTooLong { .. } => "event_name_too_long",
+            Rejection::BadChannel { .. } => "bad_channel",
+            Rejection::UnknownEvent(_) => "unknown_event",
+            Rejection::UnknownConnection(_) => "unknown_connection",
+            Rejection::Template { .. } => "bad_template",
+            Rejection::NoRoute => "no_route",
+        }
+    }
+}
+
+/// A decoded envelope. Built only by [`decode`]; keeps the bytes it came from.
+#[derive(Clone)]
+pub struct Envelope {
+    /// The producer's `id`, or a UUID v4 herald assigned (see [`Envelope::id_assigned`]).
+    pub id: String,
+    /// The event name, e.g. `App\Events\OrderShipped`.
+    pub event: String,
+    /// Channels the producer named (the registry may add more).
+    pub channels: Vec<String>,
+    /// The payload, a JSON object, exactly as the producer wrote it.
+    pub data: Box<RawValue>,
+    /// Socket id to exclude (Laravel's `X-Socket-ID`, `->toOthers()`).
+    pub socket: Option<String>,
+    /// Subset of broadcast connections to use instead of the registry's.
+    pub connections: Option<Vec<String>>,
+    /// Overrides the retry policy's attempt limit for this envelope.
+    pub max_attempts: Option<u32>,
+    /// Attempts already made (0 for a fresh envelope; counts crashes too).
+    pub attempts: u32,
+    /// Deliveries still to do; `None` means all of them.
+    pub pending: Option<Vec<DeliveryId>>,
+    /// When the producer created the event, in seconds since the epoch.
+    pub created_at: Option<f64>,
+    id_assigned: bool,
+    raw: Bytes,
+}
+
+impl fmt::Debug for Envelope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Envelope")
+            .field("id", &self.id)
+            .field("event", &self.event)
+            .field("channels", &self.channels)
+            .field("attempts", &self.attempts)
+            .field("pending", &self.pending)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Top-level members of an envelope, each kept as raw JSON until it is checked.
+#[derive(Default)]
+struct Members<'a> {
+    id: Option<&'a RawValue>,
+    event: Option<&'a RawValue>,
+    channels: Option<&'a RawValue>,
+    data: Option<&'a RawValue>,
+    socket: Option<&'a RawValue>,
+    connections: Option<&'a RawValue>,
+    max_attempts: Option<&'a RawValue>,
+    /// Usually zero or one; two when a reaper counted a crash in front of a producer's own value.
+    attempts: Vec<&'a RawValue>,
+    pending: Option<&'a RawValue>,
+    created_at: Option<&'a RawValue>,
+}
+
+impl<'de> Deserialize<'de> for Members<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Members<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Members<'de>, A::Error> {
+                let mut m = Members::default();
+                while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+                    let slot = match key.as_ref() {
+                        "attempts" => {
+                            m.attempts.push(map.next_value()?);
+                            continue;
+                        }
+                        "id" => &mut m.id,
+                        "event" => &mut m.event,
+                        "channels" => &mut m.channels,
+                        "data" => &mut m.data,
+                        "socket" => &mut m.socket,
+                        "connections" => &mut m.connections,
+                        "max_attempts" => &mut m.max_attempts,
+                        "pending" => &mut m.pending,
+                        "created_at" => &mut m.created_at,
+                        _ => {
+                            map.next_value::<IgnoredAny>()?;
+                            continue;
+                        }
+                    };
+                    if slot.is_some() {
+                        return Err(de::Error::custom(format_args!("duplicate field `{key}`")));
+                    }
+                    *slot = Some(map.next_value()?);
+                }
+                Ok(m)
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+/// Decodes and validates one envelope. Never panics; every problem is a [`Rejection`].
+pub fn decode(raw: Bytes, limits: &Limits) -> Result<Envelope, Rejection> {
+    if raw.len() > limits.max_bytes {
+        return Err(Rejection::TooLarge {
+            size: raw.len(),
+            max: limits.max_bytes,
+        });
+    }
+    let m: Members = serde_json::from_slice(&raw).map_err(|e| {
+        if e.is_syntax() || e.is_eof() {
+            Rejection::InvalidJson(e.to_string())
+        } else {
+            Rejection::NotAnObject(e.to_string())
+        }
+    })?;
+
+    let event: String = field(m.event, "event")?.ok_or(Rejection::MissingField("event"))?;
+    if event.is_empty() {
+        return Err(invalid("event", "must not be empty"));
+    }
+    let len = event.chars().count();
+    if len > limits.max_event_name {
+        return Err(Rejection::EventNameTooLong {
+            len,
+            max: limits.max_event_name,
+        });
+    }
+
+    let data = m.data.ok_or(Rejection::MissingField("data"))?;
+    if !data.get().starts_with('{') {
+        return Err(invalid("data", "must be a JSON object"));
+    }
+
+    let channels: Vec<String> = field(m.channels, "channels")?.unwrap_or_default();
+    for c in &channels {
+        validate_channel(c, limits.max_channel_name)?;
+    }
+
+    let (id, id_assigned) = match m.id {
+        None => (new_id(), true),
+        Some(raw) => match serde_json::from_str::<IdValue>(raw.get()) {
+            Ok(IdValue::Str(s)) if !s.is_empty() => (s, false),
+            Ok(IdValue::Int(n)) => (n.to_string(), false),
+            Ok(IdValue::Null) => (new_id(), true),
+            _ => return Err(invalid("id", "must be a non-empty string or an integer")),
+        },
+    };
+
+    let mut attempts = 0u32;
+    for a in m.attempts {
+        let n: u32 = serde_json::from_str(a.get())
+            .map_err(|_| invalid("attempts", "must be a non-negative integer"))?;
+        attempts = attempts.saturating_add(n);
+    }
+
+    let max_attempts: Option<u32> = field(m.max_attempts, "max_attempts")?;
+    if max_attempts == Some(0) {
+        return Err(invalid("max_attempts", "must be at least 1"));
+    }
+
+    let pending = match field::<Vec<String>>(m.pending, "pending")? {
+        None => None,
+        Some(list) => Some(
+            list.iter()
+                .map(|s| {
+                    DeliveryId::parse(s).ok_or_else(|| {
+                        invalid(
+                            "pending",
+                            &format!("{s:?} is not `listener:<name>` or `broadcast:<connection>`"),
+                        )
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()?,
+        ),
+    };
+
+    Ok(Envelope {
+        id,
+        event,
+        channels,
+        data: data.to_owned(),
+        socket: field::<Option<String>>(m.socket, "socket")?.flatten(),
+        connections: field(m.connections, "connections")?,
+        max_attempts,
+        attempts,
+        pending,
+        created_at: field(m.created_at, "created_at")?,
+        id_assigned,
+        raw,
+    })
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum IdValue {
+    Str(String),
+    Int(i64),
+    Null,
+}
+
+fn field<T: for<'a> Deserialize<'a>>(
+    raw: Option<&RawValue>,
+    name: &'static str,
+) -> Result<Option<T>, Rejection> {
+    raw.map(|r| {
+        serde_json::from_str(r.get()).map_err(|e| Rejection::InvalidField {
+            field: name,
+            reason: e.to_string(),
+        })
+    })
+    .transpose()
+}
+
+fn invalid(field: &'static str, reason: &str) -> Rejection {
+    Rejection::InvalidField {
+        field,
+        reason: reason.to_string(),
+    }
+}
+
+/// A UUID v4. Uses a userspace generator: this runs once per id-less envelope on the hot path.
+fn new_id() -> String {
+    uuid::Builder::from_random_bytes(fastrand::u128(..).to_le_bytes())
+        .into_uuid()
+        .to_string()
+}
+
+/// Checks a channel name against Pusher's rules: `[A-Za-z0-9_\-=@,.;]`, an optional leading `#`,
+/// not empty, at most `max` characters.
+pub fn validate_channel(name: &str, max: usize) -> Result<(), Rejection> {
+    let bad = |reason: String| Rejection::BadChannel {
+        channel: name.chars().take(max + 8).collect(),
+        reason,
+    };
+    let body = name.strip_prefix('#').unwrap_or(name);
+    if body.is_empty() {
+        return Err(bad("must not be empty".into()));
+    }
+    if name.len() > max {
+        return Err(bad(format!(
+            "{} characters, over the limit of {max}",
+            name.chars().count()
+        )));
+    }
+    if let Some(c) = body
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || "_-=@,.;".contains(*c)))
+    {
+        return Err(bad(format!(
+            "character {c:?} is not allowed (allowed: A-Z a-z 0-9 _ - = @ , . ;)"
+        )));
+    }
+    Ok(())
+}
+
+impl Envelope {
+    /// The bytes this envelope was reserved as.
+    pub fn raw(&self) -> &Bytes {
+        &self.raw
+    }
+
+    /// Whether herald made up the id because the producer sent none.
+    pub fn id_assigned(&self) -> bool {
+        self.id_assigned
+    }
+
+    /// The envelope to put back on a queue for another attempt: `attempts` first (the reaper
+    /// counts crashes by raising that leading member), then `pending`, `id` and `created_at`
+    /// when herald knows them, then every other member of the original, byte for byte.
+    /// `pending: None` means every delivery (used when a dead letter is retried whole).
+    pub fn encode_requeue(
+        &self,
+        attempts: u32,
+        pending: Option<&[DeliveryId]>,
+        first_seen: f64,
+    ) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.raw.len() + 96);
+        out.extend_from_slice(format!("{{\"attempts\":{attempts}").as_bytes());
+        if let Some(pending) = pending {
+            out.extend_from_slice(b",\"pending\":");
+            let names: Vec<String> = pending.iter().map(ToString::to_string).collect();
+            serde_json::to_writer(&mut out, &names).expect("strings serialize");
+        }
+        self.write_members(&mut out, &["attempts", "pending"], first_seen);
+        out.push(b'}');
+        out
+    }
+
+    /// The envelope as a producer would have pushed it, for handing to another queue: herald's
+    /// own bookkeeping (`attempts`, `pending`) removed, `id` and `created_at` filled in.
+    pub fn encode_forward(&self, first_seen: f64) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.raw.len() + 64);
+        out.push(b'{');
+        let start = out.len();
+        self.write_members(&mut out, &["attempts", "pending"], first_seen);
+        // write_members starts every member with a comma; drop the first one.
+        if out.len() > start {
+            out.remove(start);
+        }
+        out.push(b'}');
+        out
+    }
+
+    /// Writes `,"id":…`, `,"created_at":…` (when absent) and every member of the original except
+    /// `skip`, each preceded by a comma.
+    fn write_members(&self, out: &mut Vec<u8>, skip: &[&str], first_seen: f64) {
+        out.extend_from_slice(b",\"id\":");
+        serde_json::to_writer(&mut *out, &self.id).expect("strings serialize");
+        if self.created_at.is_none() {
+            out.extend_from_slice(format!(",\"created_at\":{first_seen:.3}").as_bytes());
+        }
+        let members = object_members(std::str::from_utf8(&self.raw).unwrap_or("{}"))
+            .expect("decode accepted these bytes as a JSON object");
+        for (key, value) in members {
+            if key == "id" || skip.contains(&key.as_ref()) {
+                continue;
+            }
+            out.push(b',');
+            serde_json::to_writer(&mut *out, key.as_ref()).expect("strings serialize");
+            out.push(b':');
+            out.extend_from_slice(value.get().as_bytes());
+        }
+    }
+}
+
+/// The members of a JSON object, in order, each value as its exact text.
+pub(crate) fn object_members(json: &str) -> serde_json::Result<Vec<(Cow<'_, str>, &RawValue)>> {
+    struct Ordered<'a>(Vec<(Cow<'a, str>, &'a RawValue)>);
+    impl<'de> Deserialize<'de> for Ordered<'de> {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            struct V;
+            impl<'de> Visitor<'de> for V {
+                type Value = Ordered<'de>;
+                fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                    f.write_str("a JSON object")
+                }
+                fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Ordered<'de>, A::Error> {
+                    let mut v = Vec::new();
+                    while let Some(e) = map.next_entry()? {
+                        v.push(e);
+                    }
+                    Ok(Ordered(v))
+                }
+            }
+            d.deserialize_map(V)
+        }
+    }
+    serde_json::from_str::<Ordered>(json).map(|o| o.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::{json, Value};
+
+    fn dec(s: &str) -> Result<Envelope, Rejection> {
+        decode(Bytes::copy_from_slice(s.as_bytes()), &Limits::default())
+    }
+
+    #[track_caller]
+    fn check_rejected(input: &str, code: &str) {
+        match dec(input) {
+            Ok(e) => panic!("{input} was accepted as {e:?}"),
+            Err(r) => assert_eq!(r.code(), code, "{input}: {r}"),
+        }
+    }
+
+    #[test]
+    fn minimal_envelope_decodes() {
+        let e = dec(r#"{"event":"App\\Events\\OrderShipped","channels":["orders.1"],"data":{"order_id":1}}"#)
+            .unwrap();
+        assert_eq!(e.event, r"App\Events\OrderShipped");
+        assert_eq!(e.channels, ["orders.1"]);
+        assert_eq!(e.data.get(), r#"{"order_id":1}"#);
+        assert!(e.id_assigned());
+        assert_eq!(e.id.len(), 36);
+        assert_eq!(e.attempts, 0);
+        assert_eq!(e.pending, None);
+    }
+
+    #[test]
+    fn bad_input_is_rejected_with_a_code() {
+        check_rejected("not json", "invalid_json");
+        check_rejected(r#"{"event":"E","data":{}"#, "invalid_json");
+        check_rejected(r#"[1,2]"#, "not_an_object");
+        check_rejected(r#""str""#, "not_an_object");
+        check_rejected(r#"{"data":{}}"#, "missing_field");
+        check_rejected(r#"{"event":"E"}"#, "missing_field");
+        check_rejected(r#"{"event":"E","data":[1]}"#, "invalid_field");
+        check_rejected(r#"{"event":"E","data":"x"}"#, "invalid_field");
+        check_rejected(r#"{"event":"E","data":null}"#, "invalid_field");
+        check_rejected(r#"{"event":1,"data":{}}"#, "invalid_field");
+        check_rejected(r#"{"event":"","data":{}}"#, "invalid_field");
+        check_rejected(r#"{"event":"E","data":{},"channels":"a"}"#, "invalid_field");
+        check_rejected(r#"{"event":"E","data":{},"channels":["a b"]}"#, "bad_channel");
+        check_rejected(r#"{"event":"E","data":{},"channels":[""]}"#, "bad_channel");
+        check_rejected(r#"{"event":"E","data":{},"max_attempts":0}"#, "invalid_field");
+        check_rejected(r#"{"event":"E","data":{},"pending":["x"]}"#, "invalid_field");
+        check_rejected(r#"{"event":"E","event":"F","data":{}}"#, "not_an_object");
+        check_rejected(r#"{"event":"E","data":{},"id":""}"#, "invalid_field");
+        let long = "e".repeat(201);
+        check_rejected(&format!(r#"{{"event":"{long}","data":{{}}}}"#), "event_name_too_long");
+    }
+
+    #[test]
+    fn oversize_envelope_is_rejected_before_parsing() {
+        let limits = Limits {
+            max_bytes: 10,
+            ..Limits::default()
+        };
+        let err = decode(Bytes::from_static(b"{\"event\":\"E\",\"data\":{}}"), &limits).unwrap_err();
+        assert_eq!(err.code(), "payload_too_large");
+        assert!(err.to_string().contains("over the limit of 10"));
+    }
+
+    #[test]
+    fn channel_rules_follow_pusher() {
+        for ok in ["orders.1", "private-user.7", "presence-room", "#server-to-user-1", "a_b-c=d@e,f.g;h"] {
+            validate_channel(ok, 164).unwrap();
+        }
+        for bad in ["", "#", "a b", "a/b", "é", "a*"] {
+            assert!(validate_channel(bad, 164).is_err(), "{bad}");
+        }
+        assert!(validate_channel(&"a".repeat(165), 164).is_err());
+        validate_channel(&"a".repeat(164), 164).unwrap();
+    }
+
+    #[test]
+    fn attempts_counted_by_a_reaper_add_to_the_producers() {
+        let e = dec(r#"{"attempts":1,"event":"E","data":{},"attempts":2}"#).unwrap();
+        assert_eq!(e.attempts, 3);
+    }
+
+    #[test]
+    fn requeue_keeps_every_member_and_puts_attempts_first() {
+        let raw = r#"{"event":"E","data":{"big":12345678901234567890,"f":1.50},"custom":{"k":[1,2]},"attempts":1,"pending":["broadcast:redis"]}"#;
+        let e = dec(raw).unwrap();
+        let out = String::from_utf8(e.encode_requeue(2, Some(&[DeliveryId::Listener("hook".into())]), 1.5)).unwrap();
+        assert!(out.starts_with(r#"{"attempts":2,"pending":["listener:hook"],"id":""#), "{out}");
+        // Producer members are copied verbatim, including number spellings serde would change.
+        assert!(out.contains(r#""data":{"big":12345678901234567890,"f":1.50}"#), "{out}");
+        assert!(out.contains(r#""custom":{"k":[1,2]}"#));
+        let back = dec(&out).unwrap();
+        assert_eq!(back.id, e.id);
+        assert_eq!(back.attempts, 2);
+        assert_eq!(back.pending, Some(vec![DeliveryId::Listener("hook".into())]));
+        assert_eq!(back.created_at, Some(1.5));
+    }
+
+    #[test]
+    fn forward_drops_herald_bookkeeping() {
+        let e = dec(r#"{"id":"x","event":"E","data":{"a":1},"attempts":3,"pending":["listener:a"],"created_at":2}"#)
+            .unwrap();
+        let out: Value = serde_json::from_slice(&e.encode_forward(9.0)).unwrap();
+        assert_eq!(out, json!({"id":"x","event":"E","data":{"a":1},"created_at":2}));
+    }
+
+    #[test]
+    fn numeric_ids_are_kept_as_text() {
+        assert_eq!(dec(r#"{"id":42,"event":"E","data":{}}"#).unwrap().id, "42");
+    }
+}

@@ -1,0 +1,177 @@
+//! Every Redis key name herald uses, written once.
+//!
+//! Owns: the mapping from a configured queue (prefix + list key) to its derived keys, and the
+//! global keys (`herald:processes`, `herald:schema`). Does not own: what is stored under them
+//! (see `queue`, `failed`, `reaper`).
+//!
+//! Every key of one queue shares the list key's hash slot, so every Lua script and `MULTI` on a
+//! queue touches one slot and works on Redis Cluster. If the list key has a `{tag}` its derived
+//! keys are `K:…`; otherwise they are `{K}:…`, which hashes exactly like `K`.
+
+/// The keys of one queue. Cheap to clone; built once per queue at start-up.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QueueKeys {
+    /// The configured list key without the prefix (`herald:default`); used in labels and logs.
+    pub name: String,
+    /// The list producers `LPUSH` onto (prefix applied).
+    pub list: String,
+    /// `…:delayed`: zset of envelopes waiting for their due time (score = ms since epoch).
+    pub delayed: String,
+    /// `…:failed`: hash of dead letters by id.
+    pub failed: String,
+    /// `…:failed:index`: zset of dead-letter ids by time (ms), for listing and capping.
+    pub failed_index: String,
+    /// `…:workers`: set of the processing lists currently registered for this queue.
+    pub workers: String,
+    base: String,
+}
+
+impl QueueKeys {
+    /// Keys for the queue list `name` under `prefix` (Laravel's `REDIS_PREFIX`, may be empty).
+    pub fn new(prefix: &str, name: &str) -> Self {
+        let list = format!("{prefix}{name}");
+        let base = if has_hash_tag(&list) {
+            list.clone()
+        } else {
+            format!("{{{list}}}")
+        };
+        QueueKeys {
+            name: name.to_string(),
+            delayed: format!("{base}:delayed"),
+            failed: format!("{base}:failed"),
+            failed_index: format!("{base}:failed:index"),
+            workers: format!("{base}:workers"),
+            list,
+            base,
+        }
+    }
+
+    /// Whether the derived keys can share the list key's slot. A `}` outside a valid `{tag}`
+    /// makes that impossible (a tag cannot contain `}`), so config validation refuses such names.
+    pub fn is_cluster_safe(&self) -> bool {
+        has_hash_tag(&self.list) || !self.list.contains('}')
+    }
+
+    /// The processing list owned by worker task `task` of process `process`.
+    pub fn processing(&self, process: &str, task: usize) -> String {
+        format!("{}:processing:{process}:{task}", self.base)
+    }
+
+    /// The common start of every processing list of `process`, to recognise them in `workers`.
+    pub fn processing_prefix(&self, process: &str) -> String {
+        format!("{}:processing:{process}:", self.base)
+    }
+
+    /// The process id inside a processing list key, if `key` is one of this queue's.
+    pub fn process_of<'k>(&self, key: &'k str) -> Option<&'k str> {
+        let rest = key.strip_prefix(&self.base)?.strip_prefix(":processing:")?;
+        let (process, _task) = rest.rsplit_once(':')?;
+        Some(process)
+    }
+}
+
+/// Keys that are not tied to one queue.
+#[derive(Clone, Debug)]
+pub struct GlobalKeys {
+    /// zset: live process ids, score = last heartbeat (ms).
+    pub processes: String,
+    /// hash: applied keyspace migrations.
+    pub schema: String,
+    prefix: String,
+}
+
+impl GlobalKeys {
+    pub fn new(prefix: &str) -> Self {
+        GlobalKeys {
+            processes: format!("{prefix}herald:processes"),
+            schema: format!("{prefix}herald:schema"),
+            prefix: prefix.to_string(),
+        }
+    }
+
+    /// hash: what a live process reports about itself (host, pid, queues, started), with a TTL.
+    pub fn process_info(&self, process: &str) -> String {
+        format!("{}herald:process:{process}", self.prefix)
+    }
+}
+
+/// Whether Redis Cluster would hash `key` by a `{tag}` rather than the whole key: the first `{`
+/// is followed, later, by a `}` with at least one byte between them.
+fn has_hash_tag(key: &str) -> bool {
+    match key.find('{') {
+        Some(open) => key[open + 1..].find('}').is_some_and(|close| close > 0),
+        None => false,
+    }
+}
+
+/// The slot-determining part of a key, as Redis Cluster computes it.
+pub fn hash_tag(key: &str) -> &str {
+    if let Some(open) = key.find('{') {
+        if let Some(close) = key[open + 1..].find('}') {
+            if close > 0 {
+                return &key[open + 1..open + 1 + close];
+            }
+        }
+    }
+    key
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[track_caller]
+    fn check_same_slot(keys: &QueueKeys) {
+        let tag = hash_tag(&keys.list);
+        for k in [
+            &keys.delayed,
+            &keys.failed,
+            &keys.failed_index,
+            &keys.workers,
+            &keys.processing("p", 0),
+        ] {
+            assert_eq!(hash_tag(k), tag, "{k} must hash like {}", keys.list);
+        }
+    }
+
+    #[test]
+    fn untagged_queue_wraps_the_list_key_in_braces() {
+        let keys = QueueKeys::new("", "herald:default");
+        assert_eq!(keys.list, "herald:default");
+        assert_eq!(keys.delayed, "{herald:default}:delayed");
+        assert_eq!(keys.processing("h-1", 3), "{herald:default}:processing:h-1:3");
+        check_same_slot(&keys);
+    }
+
+    #[test]
+    fn tagged_queue_keeps_its_tag() {
+        let keys = QueueKeys::new("", "{broadcasts}");
+        assert_eq!(keys.delayed, "{broadcasts}:delayed");
+        check_same_slot(&keys);
+    }
+
+    #[test]
+    fn prefix_applies_to_every_key() {
+        let keys = QueueKeys::new("laravel-database-", "herald:default");
+        assert_eq!(keys.list, "laravel-database-herald:default");
+        assert_eq!(keys.failed, "{laravel-database-herald:default}:failed");
+        check_same_slot(&keys);
+        let global = GlobalKeys::new("laravel-database-");
+        assert_eq!(global.processes, "laravel-database-herald:processes");
+    }
+
+    #[test]
+    fn a_brace_without_a_tag_cannot_share_a_slot() {
+        assert!(!QueueKeys::new("", "q{}").is_cluster_safe());
+        assert!(QueueKeys::new("", "q{").is_cluster_safe());
+        check_same_slot(&QueueKeys::new("", "q{"));
+    }
+
+    #[test]
+    fn process_of_reads_back_the_process_id() {
+        let keys = QueueKeys::new("", "herald:default");
+        let k = keys.processing("host:12:ab", 7);
+        assert_eq!(keys.process_of(&k), Some("host:12:ab"));
+        assert_eq!(keys.process_of("{other}:processing:x:1"), None);
+    }
+}

@@ -1,0 +1,51 @@
+-- settle: acknowledge one reserved batch, atomically with its retries and dead letters.
+-- KEYS[1] processing list holding the batch
+-- KEYS[2] delayed zset       KEYS[3] failed hash       KEYS[4] failed index zset
+-- ARGV[1] now (ms)           ARGV[2] cap on dead letters kept (0 = no cap)
+-- ARGV[3] R, then R pairs:   due (ms), envelope to retry
+-- then    D, then D pairs:   dead-letter id, dead-letter entry (JSON)
+-- Returns the number of dead letters evicted by the cap, or -1 when the processing list is
+-- gone: a reaper already returned the batch to the queue (this process was presumed dead), so
+-- the batch will be redelivered and nothing here may be applied twice.
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  return -1
+end
+local i = 3
+local r = tonumber(ARGV[i]); i = i + 1
+if r > 0 then
+  local zadd = {}
+  for _ = 1, r do
+    zadd[#zadd + 1] = ARGV[i]
+    zadd[#zadd + 1] = ARGV[i + 1]
+    i = i + 2
+  end
+  redis.call('ZADD', KEYS[2], unpack(zadd))
+end
+local d = tonumber(ARGV[i]); i = i + 1
+for _ = 1, d do
+  local id = ARGV[i]
+  local field = id
+  local k = 1
+  -- Two dead letters of one envelope id (or two producers reusing an id) must both be kept.
+  while redis.call('HEXISTS', KEYS[3], field) == 1 do
+    k = k + 1
+    field = id .. '#' .. k
+  end
+  redis.call('HSET', KEYS[3], field, ARGV[i + 1])
+  redis.call('ZADD', KEYS[4], ARGV[1], field)
+  i = i + 2
+end
+local evicted = 0
+local cap = tonumber(ARGV[2])
+if d > 0 and cap > 0 then
+  -- At most 1000 per call (unpack's limit); a lowered cap is reached over the next settles.
+  local over = math.min(redis.call('ZCARD', KEYS[4]) - cap, 1000)
+  if over > 0 then
+    local old = redis.call('ZRANGE', KEYS[4], 0, over - 1)
+    redis.call('HDEL', KEYS[3], unpack(old))
+    redis.call('ZREMRANGEBYRANK', KEYS[4], 0, over - 1)
+    evicted = over
+  end
+end
+redis.call('DEL', KEYS[1])
+return evicted

@@ -1,0 +1,203 @@
+//! Liveness and recovery: process heartbeats, the reaper, and promotion of due retries.
+//!
+//! Owns: `herald:processes` (live process ids scored by last heartbeat), each process's info
+//! hash, registering processing lists in their queue's `…:workers` set, returning the processing
+//! lists of processes that stopped heartbeating, and moving due delayed envelopes back onto their
+//! queue. Every function here is one tick; the loop that calls them lives in `worker`.
+//!
+//! **Invariant:** reaping is safe in every replica at once. Each queue's return is one script;
+//! a second reaper finds the lists already empty. A process wrongly presumed dead (paused longer
+//! than `process_timeout`) only causes duplicates: its settle finds its processing list gone
+//! and applies nothing (see settle.lua), and its next heartbeat registers it again.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use super::{GlobalKeys, Queue, QueueError, Redis};
+
+/// This process, as other processes and `herald stats` see it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ProcessInfo {
+    pub id: String,
+    pub hostname: String,
+    pub pid: u32,
+    pub queues: Vec<String>,
+    pub concurrency: usize,
+    pub started_at: u64,
+    pub version: String,
+}
+
+/// A process id unique across hosts and restarts: `<host>:<pid>:<random>`.
+pub fn new_process_id() -> String {
+    format!(
+        "{}:{}:{:08x}",
+        hostname(),
+        std::process::id(),
+        fastrand::u32(..)
+    )
+}
+
+pub fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .ok()
+        .filter(|s| !s.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "localhost".into())
+        .replace(':', "-")
+}
+
+fn global_err(op: &'static str) -> impl FnOnce(redis::RedisError) -> QueueError {
+    move |source| QueueError {
+        queue: "*".into(),
+        op,
+        source,
+    }
+}
+
+/// Records that `info` is alive at `now_ms` and (re)registers its processing lists, so a process
+/// that was presumed dead and reaped becomes reapable again.
+pub async fn heartbeat(
+    redis: &Redis,
+    global: &GlobalKeys,
+    info: &ProcessInfo,
+    processing: &[(&Queue, Vec<String>)],
+    now_ms: u64,
+    ttl: Duration,
+) -> Result<(), QueueError> {
+    let mut conn = redis.get().await.map_err(global_err("heartbeat"))?;
+    let info_key = global.process_info(&info.id);
+    let mut pipe = redis::pipe();
+    pipe.zadd(&global.processes, &info.id, now_ms).ignore();
+    pipe.hset_multiple(
+        &info_key,
+        &[
+            ("hostname", info.hostname.clone()),
+            ("pid", info.pid.to_string()),
+            ("queues", info.queues.join(",")),
+            ("concurrency", info.concurrency.to_string()),
+            ("started_at", info.started_at.to_string()),
+            ("version", info.version.clone()),
+            ("beat", now_ms.to_string()),
+        ],
+    )
+    .ignore();
+    pipe.pexpire(&info_key, ttl.as_millis() as i64).ignore();
+    for (queue, lists) in processing {
+        if !lists.is_empty() {
+            pipe.sadd(&queue.keys.workers, lists).ignore();
+        }
+    }
+    pipe.query_async::<()>(&mut conn)
+        .await
+        .map_err(global_err("heartbeat"))
+}
+
+/// What one reap did.
+#[derive(Debug, Default)]
+pub struct Reaped {
+    /// Processes found dead and removed.
+    pub processes: Vec<String>,
+    /// Envelopes returned to each queue (list key → count).
+    pub returned: BTreeMap<String, u64>,
+}
+
+/// Returns the processing lists of every process silent for longer than `timeout` to their
+/// queues (counting a redelivery in each envelope), then forgets those processes.
+pub async fn reap(
+    redis: &Redis,
+    global: &GlobalKeys,
+    queues: &[Queue],
+    timeout: Duration,
+    now_ms: u64,
+) -> Result<Reaped, QueueError> {
+    let mut conn = redis.get().await.map_err(global_err("reap"))?;
+    let cutoff = now_ms.saturating_sub(timeout.as_millis() as u64);
+    let dead: Vec<String> = redis::cmd("ZRANGEBYSCORE")
+        .arg(&global.processes)
+        .arg("-inf")
+        .arg(format!("({cutoff}"))
+        .query_async(&mut conn)
+        .await
+        .map_err(global_err("reap"))?;
+    drop(conn);
+    let mut reaped = Reaped::default();
+    for queue in queues {
+        let orphans = orphaned_lists(queue, &dead).await?;
+        let n = queue.requeue(&orphans, true).await?;
+        if n > 0 {
+            reaped.returned.insert(queue.keys.name.clone(), n);
+        }
+    }
+    if !dead.is_empty() {
+        let mut conn = redis.get().await.map_err(global_err("reap"))?;
+        let mut pipe = redis::pipe();
+        pipe.zrem(&global.processes, &dead).ignore();
+        for id in &dead {
+            pipe.del(global.process_info(id)).ignore();
+        }
+        pipe.query_async::<()>(&mut conn)
+            .await
+            .map_err(global_err("reap"))?;
+    }
+    reaped.processes = dead;
+    Ok(reaped)
+}
+
+/// Processing lists of `queue` whose process is in `dead`. Lists are registered in the same
+/// pipeline as the heartbeat that makes their process known, and a clean shutdown deregisters
+/// its process only after its lists were returned, so every list has a process to time out.
+async fn orphaned_lists(queue: &Queue, dead: &[String]) -> Result<Vec<String>, QueueError> {
+    let lists = queue.processing_lists().await?;
+    if lists.is_empty() {
+        return Ok(lists);
+    }
+    Ok(lists
+        .into_iter()
+        .filter(|l| {
+            queue
+                .keys
+                .process_of(l)
+                .is_some_and(|p| dead.iter().any(|d| d == p))
+        })
+        .collect())
+}
+
+/// Removes this process from the live set after a clean shutdown.
+pub async fn deregister(redis: &Redis, global: &GlobalKeys, id: &str) -> Result<(), QueueError> {
+    let mut conn = redis.get().await.map_err(global_err("deregister"))?;
+    redis::pipe()
+        .zrem(&global.processes, id)
+        .ignore()
+        .del(global.process_info(id))
+        .ignore()
+        .query_async::<()>(&mut conn)
+        .await
+        .map_err(global_err("deregister"))
+}
+
+/// Live processes with their last heartbeat (ms), newest first.
+pub async fn live_processes(
+    redis: &Redis,
+    global: &GlobalKeys,
+) -> Result<Vec<(String, u64, BTreeMap<String, String>)>, QueueError> {
+    let mut conn = redis.get().await.map_err(global_err("processes"))?;
+    let ids: Vec<(String, f64)> = redis::cmd("ZREVRANGE")
+        .arg(&global.processes)
+        .arg(0)
+        .arg(-1)
+        .arg("WITHSCORES")
+        .query_async(&mut conn)
+        .await
+        .map_err(global_err("processes"))?;
+    let mut out = Vec::new();
+    for (id, beat) in ids {
+        let info: BTreeMap<String, String> = redis::cmd("HGETALL")
+            .arg(global.process_info(&id))
+            .query_async(&mut conn)
+            .await
+            .map_err(global_err("processes"))?;
+        out.push((id, beat as u64, info));
+    }
+    Ok(out)
+}

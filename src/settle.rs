@@ -1,0 +1,373 @@
+//! Settling: delivery outcomes → what happens to the envelope. Pure; no I/O.
+//!
+//! Owns: the one place outcomes combine (vector's `BatchStatus::update`): acknowledge, retry
+//! only the deliveries still pending with `attempts + 1` after a backoff, dead-letter fatal or
+//! exhausted deliveries, and dead-letter envelopes that were redelivered after crashes until
+//! they ran out of attempts. Does not own: applying the decision (`queue::Queue::settle`, one
+//! atomic script) or running deliveries.
+
+use std::time::Duration;
+
+use backon::{BackoffBuilder, ExponentialBuilder};
+
+use crate::config::RetryConfig;
+use crate::delivery::{DeliveryId, DeliveryResult};
+use crate::envelope::{Envelope, Rejection};
+use crate::queue::{DeadLetter, FailedDelivery};
+
+/// What to do with one envelope once its deliveries ran. Both parts may be present: a fatal
+/// delivery is dead-lettered while a retryable one of the same envelope is retried.
+#[derive(Debug, Default)]
+pub struct Decision {
+    pub retry: Option<Retry>,
+    pub dead: Option<(String, DeadLetter)>,
+}
+
+/// An envelope to put in the delayed set.
+#[derive(Debug)]
+pub struct Retry {
+    /// The re-encoded envelope: only the pending deliveries, `attempts` raised.
+    pub payload: Vec<u8>,
+    /// When it is due, in ms since the epoch.
+    pub due_ms: u64,
+    pub pending: Vec<DeliveryId>,
+    /// Attempts made so far, the one that just failed included.
+    pub attempts: u32,
+    pub delay: Duration,
+}
+
+impl Decision {
+    /// Every delivery succeeded (or there was nothing to do).
+    pub fn is_ack(&self) -> bool {
+        self.retry.is_none() && self.dead.is_none()
+    }
+}
+
+/// The time a decision is made at; passed in so decisions are reproducible in tests.
+#[derive(Clone, Copy, Debug)]
+pub struct Clock {
+    pub now_ms: u64,
+}
+
+impl Clock {
+    pub fn now() -> Clock {
+        Clock {
+            now_ms: now_ms(),
+        }
+    }
+    fn now_secs(&self) -> f64 {
+        self.now_ms as f64 / 1000.0
+    }
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// The attempt limit for `env` under `policy`.
+pub fn max_attempts(env: &Envelope, policy: &RetryConfig) -> u32 {
+    env.max_attempts.unwrap_or(policy.max_attempts)
+}
+
+/// Combines the outcomes of one attempt at `env`.
+pub fn decide(
+    queue: &str,
+    env: &Envelope,
+    results: &[(DeliveryId, DeliveryResult)],
+    policy: &RetryConfig,
+    clock: Clock,
+) -> Decision {
+    let attempts = env.attempts.saturating_add(1);
+    let max = max_attempts(env, policy);
+    let exhausted = attempts >= max;
+
+    let mut pending = Vec::new();
+    let mut dead = Vec::new();
+    let mut retry_after = Duration::ZERO;
+    for (id, result) in results {
+        let Err(e) = result else { continue };
+        if e.is_retryable() && !exhausted {
+            pending.push(id.clone());
+            retry_after = retry_after.max(e.retry_after().unwrap_or_default());
+        } else {
+            dead.push(FailedDelivery {
+                delivery: id.to_string(),
+                code: e.code().to_string(),
+                error: e.to_string(),
+                retryable: e.is_retryable(),
+            });
+        }
+    }
+
+    let mut decision = Decision::default();
+    if !pending.is_empty() {
+        let delay = backoff(policy, attempts).max(retry_after);
+        decision.retry = Some(Retry {
+            payload: env.encode_requeue(attempts, Some(&pending), clock.now_secs()),
+            due_ms: clock.now_ms + delay.as_millis() as u64,
+            pending,
+            attempts,
+            delay,
+        });
+    }
+    if !dead.is_empty() {
+        let (code, reason) = if dead.iter().any(|d| d.retryable) {
+            (
+                "retries_exhausted".to_string(),
+                format!("gave up after {attempts} attempts: {}", summary(&dead)),
+            )
+        } else {
+            (dead[0].code.clone(), summary(&dead))
+        };
+        decision.dead = Some(dead_letter(queue, env, code, reason, dead, attempts, clock));
+    }
+    decision
+}
+
+/// An envelope redelivered after worker crashes until it ran out of attempts: dead-lettered
+/// without running anything, so a message that kills workers stops doing so.
+pub fn poisoned(
+    queue: &str,
+    env: &Envelope,
+    deliveries: Vec<DeliveryId>,
+    policy: &RetryConfig,
+    clock: Clock,
+) -> Decision {
+    let max = max_attempts(env, policy);
+    let reason = format!(
+        "already attempted {} times (limit {max}); the worker running it stopped before settling, \
+         so it may be what kills workers",
+        env.attempts
+    );
+    let failed = deliveries
+        .iter()
+        .map(|d| FailedDelivery {
+            delivery: d.to_string(),
+            code: "redelivered".into(),
+            error: "worker stopped before this delivery was settled".into(),
+            retryable: true,
+        })
+        .collect();
+    Decision {
+        retry: None,
+        dead: Some(dead_letter(
+            queue,
+            env,
+            "redelivered_too_often".into(),
+            reason,
+            failed,
+            env.attempts,
+            clock,
+        )),
+    }
+}
+
+/// Input that cannot be processed: dead-letter the original bytes with the reason.
+pub fn rejected(
+    queue: &str,
+    raw: &[u8],
+    env: Option<&Envelope>,
+    why: &Rejection,
+    clock: Clock,
+) -> (String, DeadLetter) {
+    let id = env.map_or_else(|| uuid::Uuid::new_v4().to_string(), |e| e.id.clone());
+    (
+        id.clone(),
+        DeadLetter {
+            envelope_id: env.map(|e| e.id.clone()),
+            queue: queue.to_string(),
+            event: env.map(|e| e.event.clone()),
+            code: why.code().to_string(),
+            reason: why.to_string(),
+            deliveries: Vec::new(),
+            attempts: env.map_or(0, |e| e.attempts),
+            failed_at: clock.now_ms,
+            payload: DeadLetter::payload_of(raw),
+        },
+    )
+}
+
+fn dead_letter(
+    queue: &str,
+    env: &Envelope,
+    code: String,
+    reason: String,
+    deliveries: Vec<FailedDelivery>,
+    attempts: u32,
+    clock: Clock,
+) -> (String, DeadLetter) {
+    (
+        env.id.clone(),
+        DeadLetter {
+            envelope_id: Some(env.id.clone()),
+            queue: queue.to_string(),
+            event: Some(env.event.clone()),
+            code,
+            reason,
+            deliveries,
+            attempts,
+            failed_at: clock.now_ms,
+            payload: DeadLetter::payload_of(env.raw()),
+        },
+    )
+}
+
+fn summary(dead: &[FailedDelivery]) -> String {
+    dead.iter()
+        .map(|d| format!("{}: {}", d.delivery, d.error))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// The delay before attempt `attempts + 1`: the explicit list (its last entry repeating), or
+/// exponential from `base` doubling up to `cap` with full jitter (uniform in `[0, d]`, as AWS's
+/// "Exponential Backoff and Jitter" recommends, so replicas retrying together spread out).
+pub fn backoff(policy: &RetryConfig, attempts: u32) -> Duration {
+    let n = attempts.max(1) as usize - 1;
+    if !policy.delays.is_empty() {
+        return policy.delays[n.min(policy.delays.len() - 1)];
+    }
+    let ceiling = ExponentialBuilder::default()
+        .with_min_delay(policy.base)
+        .with_max_delay(policy.cap)
+        .with_factor(2.0)
+        .without_max_times()
+        .build()
+        .nth(n)
+        .unwrap_or(policy.cap);
+    ceiling.mul_f64(fastrand::f64())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::delivery::DeliveryError;
+    use crate::envelope::{decode, Limits};
+    use bytes::Bytes;
+
+    fn env(json: &str) -> Envelope {
+        decode(Bytes::copy_from_slice(json.as_bytes()), &Limits::default()).unwrap()
+    }
+
+    fn policy(max: u32) -> RetryConfig {
+        RetryConfig {
+            max_attempts: max,
+            delays: vec![Duration::from_secs(5)],
+            ..RetryConfig::default()
+        }
+    }
+
+    const CLOCK: Clock = Clock { now_ms: 1_000_000 };
+
+    fn l(n: &str) -> DeliveryId {
+        DeliveryId::Listener(n.into())
+    }
+    fn b(n: &str) -> DeliveryId {
+        DeliveryId::Broadcast(n.into())
+    }
+    fn http(status: u16) -> DeliveryResult {
+        Err(DeliveryError::Http {
+            status,
+            body: "x".into(),
+            retry_after: None,
+        })
+    }
+
+    /// One line per case: outcomes → (pending retried, dead deliveries, dead code).
+    #[track_caller]
+    fn check(
+        attempts: u32,
+        results: &[(DeliveryId, DeliveryResult)],
+        want_retry: &[&str],
+        want_dead: &[&str],
+        want_code: Option<&str>,
+    ) {
+        let e = env(&format!(r#"{{"event":"E","data":{{}},"attempts":{attempts}}}"#));
+        let d = decide("q", &e, results, &policy(3), CLOCK);
+        let retry: Vec<String> = d
+            .retry
+            .as_ref()
+            .map(|r| r.pending.iter().map(ToString::to_string).collect())
+            .unwrap_or_default();
+        assert_eq!(retry, want_retry);
+        let dead: Vec<String> = d
+            .dead
+            .as_ref()
+            .map(|(_, dl)| dl.deliveries.iter().map(|x| x.delivery.clone()).collect())
+            .unwrap_or_default();
+        assert_eq!(dead, want_dead);
+        assert_eq!(d.dead.as_ref().map(|(_, dl)| dl.code.as_str()), want_code);
+    }
+
+    #[test]
+    fn outcomes_table() {
+        // all ok → ack
+        check(0, &[(l("a"), Ok(())), (b("redis"), Ok(()))], &[], &[], None);
+        // one retryable failure → only it is retried
+        check(0, &[(l("a"), http(500)), (b("redis"), Ok(()))], &["listener:a"], &[], None);
+        // fatal → dead, nothing retried
+        check(0, &[(l("a"), http(404)), (b("redis"), Ok(()))], &[], &["listener:a"], Some("http_4xx"));
+        // mixed: fatal dead-lettered, retryable retried
+        check(0, &[(l("a"), http(404)), (b("p"), http(503))], &["broadcast:p"], &["listener:a"], Some("http_4xx"));
+        // last attempt: retryable becomes exhausted
+        check(2, &[(l("a"), http(500))], &[], &["listener:a"], Some("retries_exhausted"));
+        check(1, &[(l("a"), http(500))], &["listener:a"], &[], None);
+    }
+
+    #[test]
+    fn retry_carries_attempts_and_pending_and_honours_retry_after() {
+        let e = env(r#"{"id":"e1","event":"E","data":{"k":1}}"#);
+        let results = [(
+            b("pusher"),
+            Err(DeliveryError::Http {
+                status: 429,
+                body: String::new(),
+                retry_after: Some(Duration::from_secs(30)),
+            }),
+        )];
+        let d = decide("q", &e, &results, &policy(5), CLOCK);
+        let r = d.retry.unwrap();
+        assert_eq!(r.attempts, 1);
+        assert_eq!(r.due_ms, CLOCK.now_ms + 30_000);
+        let back = env(std::str::from_utf8(&r.payload).unwrap());
+        assert_eq!(back.id, "e1");
+        assert_eq!(back.attempts, 1);
+        assert_eq!(back.pending, Some(vec![b("pusher")]));
+    }
+
+    #[test]
+    fn envelope_max_attempts_overrides_policy() {
+        let e = env(r#"{"event":"E","data":{},"max_attempts":1}"#);
+        let d = decide("q", &e, &[(l("a"), http(500))], &policy(10), CLOCK);
+        assert!(d.retry.is_none());
+        assert_eq!(d.dead.unwrap().1.code, "retries_exhausted");
+    }
+
+    #[test]
+    fn backoff_schedules() {
+        let explicit = RetryConfig {
+            delays: vec![Duration::from_secs(1), Duration::from_secs(5)],
+            ..RetryConfig::default()
+        };
+        assert_eq!(backoff(&explicit, 1), Duration::from_secs(1));
+        assert_eq!(backoff(&explicit, 2), Duration::from_secs(5));
+        assert_eq!(backoff(&explicit, 9), Duration::from_secs(5));
+        let exp = RetryConfig {
+            base: Duration::from_secs(1),
+            cap: Duration::from_secs(300),
+            ..RetryConfig::default()
+        };
+        for (attempt, ceiling) in [(1, 1), (2, 2), (3, 4), (9, 256), (10, 300), (40, 300)] {
+            for _ in 0..50 {
+                let d = backoff(&exp, attempt);
+                assert!(d <= Duration::from_secs(ceiling), "attempt {attempt}: {d:?}");
+            }
+        }
+        // Full jitter spreads over the whole range, not only its top half.
+        assert!((0..200).any(|_| backoff(&exp, 9) < Duration::from_secs(128)));
+    }
+}
