@@ -5,15 +5,15 @@
 //! reachable by Prometheus and the kubelet only.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
+use axum::Router;
 use axum::extract::State;
-use axum::http::{header, StatusCode};
+use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
-use axum::Router;
 use tokio_util::sync::CancellationToken;
 
 use crate::metrics::Metrics;
@@ -89,7 +89,10 @@ pub async fn serve(
 
 async fn metrics_handler(State(s): State<AppState>) -> impl IntoResponse {
     (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
         s.metrics.render(),
     )
 }
@@ -98,7 +101,10 @@ async fn healthz(State(s): State<AppState>) -> impl IntoResponse {
     if s.health.alive() {
         (StatusCode::OK, "ok\n")
     } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "stalled: the maintenance loop stopped ticking\n")
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "stalled: the maintenance loop stopped ticking\n",
+        )
     }
 }
 

@@ -5,16 +5,20 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 use herald::config::{self, Config};
-use herald::queue::{reaper, GlobalKeys, Queue, QueueKeys, Redis};
-use herald::{migrate, settle, Herald};
+use herald::queue::{GlobalKeys, Queue, QueueKeys, Redis, reaper};
+use herald::{Herald, migrate, settle};
 
 #[derive(Parser)]
-#[command(name = "herald", version, about = "Fast, reliable event-broadcasting queue worker")]
+#[command(
+    name = "herald",
+    version,
+    about = "Fast, reliable event-broadcasting queue worker"
+)]
 pub struct Args {
     /// Config file (default: config/herald.toml; built-in defaults when that does not exist).
     #[arg(long, global = true, env = "HERALD_CONFIG")]
@@ -101,7 +105,9 @@ fn load_config(path: Option<&Path>) -> Result<Config> {
         None if Path::new(config::DEFAULT_PATH).exists() => {
             Ok(Config::load(Path::new(config::DEFAULT_PATH))?)
         }
-        None => Ok(Config::parse("", "(built-in defaults)", &|k| std::env::var(k).ok())?),
+        None => Ok(Config::parse("", "(built-in defaults)", &|k| {
+            std::env::var(k).ok()
+        })?),
     }
 }
 
@@ -115,12 +121,8 @@ fn queue_for(config: &Config, redis: &Redis, name: Option<&str>) -> Queue {
 }
 
 fn open_redis(config: &Config) -> Result<Redis> {
-    Redis::open(&config.redis.url, 4).with_context(|| {
-        format!(
-            "redis.url {}",
-            config::mask_url_password(&config.redis.url)
-        )
-    })
+    Redis::open(&config.redis.url, 4)
+        .with_context(|| format!("redis.url {}", config::mask_url_password(&config.redis.url)))
 }
 
 async fn reachable(redis: &Redis, config: &Config) -> Result<()> {
@@ -217,7 +219,10 @@ pub async fn dispatch(args: Args) -> Result<i32> {
                 }
                 println!("\n{} live process(es)", procs.len());
                 for (id, beat, _) in &procs {
-                    println!("  {id}  last heartbeat {} ms ago", now.saturating_sub(*beat));
+                    println!(
+                        "  {id}  last heartbeat {} ms ago",
+                        now.saturating_sub(*beat)
+                    );
                 }
             }
             Ok(0)
@@ -240,7 +245,10 @@ pub async fn dispatch(args: Args) -> Result<i32> {
             let global = GlobalKeys::new(&config.redis.prefix);
             let applied = migrate::migrate(&queues, &global, &config.redis.prefix).await?;
             if applied.is_empty() {
-                println!("keyspace is at version {}; nothing to do", migrate::current());
+                println!(
+                    "keyspace is at version {}; nothing to do",
+                    migrate::current()
+                );
             } else {
                 for v in applied {
                     println!("applied migration {v}");

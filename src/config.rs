@@ -23,15 +23,51 @@ pub const DEFAULT_PATH: &str = "config/herald.toml";
 /// Environment variables that override single settings: (variable, config key, meaning).
 pub const ENV_OVERRIDES: &[(&str, &str, &str)] = &[
     ("REDIS_URL", "redis.url", "Redis to consume from"),
-    ("REDIS_PREFIX", "redis.prefix", "prefix for every key and published channel"),
-    ("HERALD_QUEUE", "worker.queues", "queue list key(s), comma-separated"),
-    ("HERALD_CONCURRENCY", "worker.concurrency", "worker tasks per queue"),
-    ("HERALD_BATCH_SIZE", "worker.batch_size", "envelopes reserved per round trip"),
-    ("HERALD_SHUTDOWN_TIMEOUT", "worker.shutdown_timeout", "drain time on SIGTERM"),
-    ("HERALD_UNKNOWN_EVENTS", "worker.unknown_events", "broadcast | reject"),
-    ("HERALD_MAX_ATTEMPTS", "retry.max_attempts", "attempts per delivery"),
-    ("HERALD_METRICS_ADDR", "metrics.addr", "address of /metrics, /healthz, /readyz"),
-    ("BROADCAST_CONNECTION", "broadcasting.default", "default connection(s), comma-separated"),
+    (
+        "REDIS_PREFIX",
+        "redis.prefix",
+        "prefix for every key and published channel",
+    ),
+    (
+        "HERALD_QUEUE",
+        "worker.queues",
+        "queue list key(s), comma-separated",
+    ),
+    (
+        "HERALD_CONCURRENCY",
+        "worker.concurrency",
+        "worker tasks per queue",
+    ),
+    (
+        "HERALD_BATCH_SIZE",
+        "worker.batch_size",
+        "envelopes reserved per round trip",
+    ),
+    (
+        "HERALD_SHUTDOWN_TIMEOUT",
+        "worker.shutdown_timeout",
+        "drain time on SIGTERM",
+    ),
+    (
+        "HERALD_UNKNOWN_EVENTS",
+        "worker.unknown_events",
+        "broadcast | reject",
+    ),
+    (
+        "HERALD_MAX_ATTEMPTS",
+        "retry.max_attempts",
+        "attempts per delivery",
+    ),
+    (
+        "HERALD_METRICS_ADDR",
+        "metrics.addr",
+        "address of /metrics, /healthz, /readyz",
+    ),
+    (
+        "BROADCAST_CONNECTION",
+        "broadcasting.default",
+        "default connection(s), comma-separated",
+    ),
 ];
 
 /// Settings whose value is a list; their override is split on commas.
@@ -244,7 +280,9 @@ pub struct FailedConfig {
 
 impl Default for FailedConfig {
     fn default() -> Self {
-        FailedConfig { max_entries: 10_000 }
+        FailedConfig {
+            max_entries: 10_000,
+        }
     }
 }
 
@@ -373,7 +411,9 @@ impl Config {
             path: path.display().to_string(),
             source,
         })?;
-        Config::parse(&text, &path.display().to_string(), &|k| std::env::var(k).ok())
+        Config::parse(&text, &path.display().to_string(), &|k| {
+            std::env::var(k).ok()
+        })
     }
 
     /// [`Config::load`] on text already read; `env` looks variables up.
@@ -453,7 +493,10 @@ impl Config {
             return Err(invalid("limits.max_envelope_bytes", "must be at least 64"));
         }
         if !self.metrics.addr.is_empty() && self.metrics.addr.parse::<SocketAddr>().is_err() {
-            return Err(invalid("metrics.addr", "not an address like 127.0.0.1:9477"));
+            return Err(invalid(
+                "metrics.addr",
+                "not an address like 127.0.0.1:9477",
+            ));
         }
 
         let connections = &self.broadcasting.connections;
@@ -473,15 +516,15 @@ impl Config {
         };
         known(&self.broadcasting.default, "broadcasting.default")?;
         for (name, c) in connections {
-            if let ConnectionConfig::Redis(r) = c {
-                if let Some(url) = &r.url {
-                    redis::parse_redis_url(url).ok_or_else(|| {
-                        invalid(
-                            format!("broadcasting.connections.{name}.url"),
-                            "not a redis:// URL",
-                        )
-                    })?;
-                }
+            if let ConnectionConfig::Redis(r) = c
+                && let Some(url) = &r.url
+            {
+                redis::parse_redis_url(url).ok_or_else(|| {
+                    invalid(
+                        format!("broadcasting.connections.{name}.url"),
+                        "not a redis:// URL",
+                    )
+                })?;
             }
         }
         for (name, l) in &self.listeners {
@@ -573,7 +616,12 @@ fn list<I: IntoIterator<Item = S>, S: AsRef<str>>(names: I) -> String {
 }
 
 /// Keys whose values are secrets wherever they appear.
-const SECRET_KEYS: &[&str] = &["secret", "password", "token", "encryption_master_key_base64"];
+const SECRET_KEYS: &[&str] = &[
+    "secret",
+    "password",
+    "token",
+    "encryption_master_key_base64",
+];
 
 fn mask(v: &mut toml::Value, key: &str) {
     match v {
@@ -596,10 +644,11 @@ fn mask(v: &mut toml::Value, key: &str) {
 
 /// `scheme://user:password@host` → `scheme://user:****@host`; anything else unchanged.
 pub fn mask_url_password(s: &str) -> String {
-    if let Ok(mut u) = reqwest::Url::parse(s) {
-        if u.password().is_some() && u.set_password(Some("****")).is_ok() {
-            return u.to_string();
-        }
+    if let Ok(mut u) = reqwest::Url::parse(s)
+        && u.password().is_some()
+        && u.set_password(Some("****")).is_ok()
+    {
+        return u.to_string();
     }
     s.to_string()
 }
@@ -725,7 +774,7 @@ mod redis {
 
 /// Durations as `"500ms"`, `"25s"`, `"5m"` (humantime), or a bare integer of seconds.
 mod duration {
-    use serde::{de, Deserialize, Deserializer, Serializer};
+    use serde::{Deserialize, Deserializer, Serializer, de};
     use std::time::Duration;
 
     #[derive(Deserialize)]
@@ -738,8 +787,11 @@ mod duration {
     fn from_repr<E: de::Error>(r: Repr) -> Result<Duration, E> {
         match r {
             Repr::Secs(s) => Ok(Duration::from_secs(s)),
-            Repr::Text(t) => humantime::parse_duration(&t)
-                .map_err(|e| E::custom(format!("{t:?} is not a duration like \"500ms\" or \"25s\": {e}"))),
+            Repr::Text(t) => humantime::parse_duration(&t).map_err(|e| {
+                E::custom(format!(
+                    "{t:?} is not a duration like \"500ms\" or \"25s\": {e}"
+                ))
+            }),
         }
     }
 
@@ -775,13 +827,19 @@ mod duration {
             seq.end()
         }
         pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Duration>, D::Error> {
-            Vec::<Repr>::deserialize(d)?.into_iter().map(from_repr).collect()
+            Vec::<Repr>::deserialize(d)?
+                .into_iter()
+                .map(from_repr)
+                .collect()
         }
     }
 
     pub mod option_list {
         use super::*;
-        pub fn serialize<S: Serializer>(v: &Option<Vec<Duration>>, s: S) -> Result<S::Ok, S::Error> {
+        pub fn serialize<S: Serializer>(
+            v: &Option<Vec<Duration>>,
+            s: S,
+        ) -> Result<S::Ok, S::Error> {
             match v {
                 Some(v) => super::list::serialize(v, s),
                 None => s.serialize_none(),
@@ -802,10 +860,18 @@ mod tests {
     use super::*;
 
     fn env_of(pairs: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
-        move |k| pairs.iter().find(|(n, _)| *n == k).map(|(_, v)| v.to_string())
+        move |k| {
+            pairs
+                .iter()
+                .find(|(n, _)| *n == k)
+                .map(|(_, v)| v.to_string())
+        }
     }
 
-    fn parse(text: &str, env: &'static [(&'static str, &'static str)]) -> Result<Config, ConfigError> {
+    fn parse(
+        text: &str,
+        env: &'static [(&'static str, &'static str)],
+    ) -> Result<Config, ConfigError> {
         Config::parse(text, "test.toml", &env_of(env))
     }
 
@@ -838,7 +904,10 @@ mod tests {
         assert_eq!(c.redis.url, "redis://127.0.0.1:6390");
         assert_eq!(c.worker.concurrency, 3);
         let err = parse(text, &[]).unwrap_err().to_string();
-        assert!(err.contains("redis.url") && err.contains("REDIS_PORT is not set"), "{err}");
+        assert!(
+            err.contains("redis.url") && err.contains("REDIS_PORT is not set"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -874,16 +943,25 @@ mod tests {
         check_error("[worker]\nconcurency = 2\n", &["concurency"]);
         check_error("[worker]\nbatch_size = 0\n", &["worker.batch_size"]);
         check_error("[redis]\nurl = \"http://x\"\n", &["redis.url"]);
-        check_error("[broadcasting]\ndefault = [\"pusher\"]\n", &["broadcasting.default", "pusher"]);
+        check_error(
+            "[broadcasting]\ndefault = [\"pusher\"]\n",
+            &["broadcasting.default", "pusher"],
+        );
         check_error(
             "[events.E]\nchannels = [\"orders.{order_id\"]\n",
             &["events.\"E\".channels", "orders.{order_id"],
         );
-        check_error("[listeners.h]\ntype = \"webhook\"\nurl = \"ftp://x\"\n", &["listeners.h.url"]);
+        check_error(
+            "[listeners.h]\ntype = \"webhook\"\nurl = \"ftp://x\"\n",
+            &["listeners.h.url"],
+        );
         check_error("[worker]\nshutdown_timeout = \"soon\"\n", &["soon"]);
         let c = parse("[events.E]\nlisteners = [\"nope\"]\n", &[]).unwrap();
         let err = c.check_listener_names(&[]).unwrap_err().to_string();
-        assert!(err.contains("events.\"E\".listeners") && err.contains("nope"), "{err}");
+        assert!(
+            err.contains("events.\"E\".listeners") && err.contains("nope"),
+            "{err}"
+        );
     }
 
     #[test]

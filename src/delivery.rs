@@ -114,7 +114,9 @@ impl DeliveryError {
             DeliveryError::Redis(_) => "redis",
             DeliveryError::Deferred(_) => "circuit_open",
             DeliveryError::Invalid { code, .. } => code,
-            DeliveryError::Custom { retryable: true, .. } => "listener_retry",
+            DeliveryError::Custom {
+                retryable: true, ..
+            } => "listener_retry",
             DeliveryError::Custom { .. } => "listener_failed",
         }
     }
@@ -143,7 +145,11 @@ mod tests {
 
     #[test]
     fn retry_decision_per_variant() {
-        check(DeliveryError::Timeout(Duration::from_secs(1)), true, "timeout");
+        check(
+            DeliveryError::Timeout(Duration::from_secs(1)),
+            true,
+            "timeout",
+        );
         check(DeliveryError::Connect("refused".into()), true, "connect");
         check(DeliveryError::Redis("broken pipe".into()), true, "redis");
         check(http(500), true, "http_5xx");

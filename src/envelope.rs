@@ -13,8 +13,8 @@ use std::borrow::Cow;
 use std::fmt;
 
 use bytes::Bytes;
-use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde::Deserialize;
+use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde_json::value::RawValue;
 
 use crate::delivery::DeliveryId;
@@ -304,6 +304,18 @@ fn invalid(field: &'static str, reason: &str) -> Rejection {
     }
 }
 
+/// The `id` of bytes that are a JSON object with a string `id` but failed validation otherwise.
+pub fn lenient_id(raw: &[u8]) -> Option<String> {
+    #[derive(Deserialize)]
+    struct IdOnly {
+        id: Option<String>,
+    }
+    serde_json::from_slice::<IdOnly>(raw)
+        .ok()?
+        .id
+        .filter(|s| !s.is_empty())
+}
+
 /// A UUID v4. Uses a userspace generator: this runs once per id-less envelope on the hot path.
 fn new_id() -> String {
     uuid::Builder::from_random_bytes(fastrand::u128(..).to_le_bytes())
@@ -420,7 +432,10 @@ pub(crate) fn object_members(json: &str) -> serde_json::Result<Vec<(Cow<'_, str>
                 fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
                     f.write_str("a JSON object")
                 }
-                fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Ordered<'de>, A::Error> {
+                fn visit_map<A: MapAccess<'de>>(
+                    self,
+                    mut map: A,
+                ) -> Result<Ordered<'de>, A::Error> {
                     let mut v = Vec::new();
                     while let Some(e) = map.next_entry()? {
                         v.push(e);
@@ -437,7 +452,7 @@ pub(crate) fn object_members(json: &str) -> serde_json::Result<Vec<(Cow<'_, str>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::{json, Value};
+    use serde_json::{Value, json};
 
     fn dec(s: &str) -> Result<Envelope, Rejection> {
         decode(Bytes::copy_from_slice(s.as_bytes()), &Limits::default())
@@ -478,14 +493,26 @@ mod tests {
         check_rejected(r#"{"event":1,"data":{}}"#, "invalid_field");
         check_rejected(r#"{"event":"","data":{}}"#, "invalid_field");
         check_rejected(r#"{"event":"E","data":{},"channels":"a"}"#, "invalid_field");
-        check_rejected(r#"{"event":"E","data":{},"channels":["a b"]}"#, "bad_channel");
+        check_rejected(
+            r#"{"event":"E","data":{},"channels":["a b"]}"#,
+            "bad_channel",
+        );
         check_rejected(r#"{"event":"E","data":{},"channels":[""]}"#, "bad_channel");
-        check_rejected(r#"{"event":"E","data":{},"max_attempts":0}"#, "invalid_field");
-        check_rejected(r#"{"event":"E","data":{},"pending":["x"]}"#, "invalid_field");
+        check_rejected(
+            r#"{"event":"E","data":{},"max_attempts":0}"#,
+            "invalid_field",
+        );
+        check_rejected(
+            r#"{"event":"E","data":{},"pending":["x"]}"#,
+            "invalid_field",
+        );
         check_rejected(r#"{"event":"E","event":"F","data":{}}"#, "not_an_object");
         check_rejected(r#"{"event":"E","data":{},"id":""}"#, "invalid_field");
         let long = "e".repeat(201);
-        check_rejected(&format!(r#"{{"event":"{long}","data":{{}}}}"#), "event_name_too_long");
+        check_rejected(
+            &format!(r#"{{"event":"{long}","data":{{}}}}"#),
+            "event_name_too_long",
+        );
     }
 
     #[test]
@@ -494,14 +521,24 @@ mod tests {
             max_bytes: 10,
             ..Limits::default()
         };
-        let err = decode(Bytes::from_static(b"{\"event\":\"E\",\"data\":{}}"), &limits).unwrap_err();
+        let err = decode(
+            Bytes::from_static(b"{\"event\":\"E\",\"data\":{}}"),
+            &limits,
+        )
+        .unwrap_err();
         assert_eq!(err.code(), "payload_too_large");
         assert!(err.to_string().contains("over the limit of 10"));
     }
 
     #[test]
     fn channel_rules_follow_pusher() {
-        for ok in ["orders.1", "private-user.7", "presence-room", "#server-to-user-1", "a_b-c=d@e,f.g;h"] {
+        for ok in [
+            "orders.1",
+            "private-user.7",
+            "presence-room",
+            "#server-to-user-1",
+            "a_b-c=d@e,f.g;h",
+        ] {
             validate_channel(ok, 164).unwrap();
         }
         for bad in ["", "#", "a b", "a/b", "é", "a*"] {
@@ -521,15 +558,29 @@ mod tests {
     fn requeue_keeps_every_member_and_puts_attempts_first() {
         let raw = r#"{"event":"E","data":{"big":12345678901234567890,"f":1.50},"custom":{"k":[1,2]},"attempts":1,"pending":["broadcast:redis"]}"#;
         let e = dec(raw).unwrap();
-        let out = String::from_utf8(e.encode_requeue(2, Some(&[DeliveryId::Listener("hook".into())]), 1.5)).unwrap();
-        assert!(out.starts_with(r#"{"attempts":2,"pending":["listener:hook"],"id":""#), "{out}");
+        let out = String::from_utf8(e.encode_requeue(
+            2,
+            Some(&[DeliveryId::Listener("hook".into())]),
+            1.5,
+        ))
+        .unwrap();
+        assert!(
+            out.starts_with(r#"{"attempts":2,"pending":["listener:hook"],"id":""#),
+            "{out}"
+        );
         // Producer members are copied verbatim, including number spellings serde would change.
-        assert!(out.contains(r#""data":{"big":12345678901234567890,"f":1.50}"#), "{out}");
+        assert!(
+            out.contains(r#""data":{"big":12345678901234567890,"f":1.50}"#),
+            "{out}"
+        );
         assert!(out.contains(r#""custom":{"k":[1,2]}"#));
         let back = dec(&out).unwrap();
         assert_eq!(back.id, e.id);
         assert_eq!(back.attempts, 2);
-        assert_eq!(back.pending, Some(vec![DeliveryId::Listener("hook".into())]));
+        assert_eq!(
+            back.pending,
+            Some(vec![DeliveryId::Listener("hook".into())])
+        );
         assert_eq!(back.created_at, Some(1.5));
     }
 
@@ -538,7 +589,10 @@ mod tests {
         let e = dec(r#"{"id":"x","event":"E","data":{"a":1},"attempts":3,"pending":["listener:a"],"created_at":2}"#)
             .unwrap();
         let out: Value = serde_json::from_slice(&e.encode_forward(9.0)).unwrap();
-        assert_eq!(out, json!({"id":"x","event":"E","data":{"a":1},"created_at":2}));
+        assert_eq!(
+            out,
+            json!({"id":"x","event":"E","data":{"a":1},"created_at":2})
+        );
     }
 
     #[test]

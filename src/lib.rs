@@ -37,8 +37,8 @@ pub mod worker;
 use std::collections::HashMap;
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use tokio::task::JoinSet;
@@ -47,7 +47,7 @@ use tokio_util::sync::CancellationToken;
 pub use config::Config;
 use listeners::Listener;
 use metrics::Metrics;
-use queue::{reaper, GlobalKeys, Queue, QueueKeys, Redis};
+use queue::{GlobalKeys, Queue, QueueKeys, Redis, reaper};
 
 /// Why herald could not run.
 #[derive(Debug, thiserror::Error)]
@@ -186,7 +186,11 @@ impl Herald {
         let process_id = reaper::new_process_id();
         let processing: Vec<Vec<String>> = queues
             .iter()
-            .map(|q| (0..w.concurrency).map(|t| q.keys.processing(&process_id, t)).collect())
+            .map(|q| {
+                (0..w.concurrency)
+                    .map(|t| q.keys.processing(&process_id, t))
+                    .collect()
+            })
             .collect();
         let redis_ok = Arc::new(AtomicBool::new(true));
         let maintenance = worker::Maintenance {
@@ -214,18 +218,25 @@ impl Herald {
         }
 
         let background = CancellationToken::new();
-        let health = Arc::new(admin::Health::new(w.heartbeat_interval * 3 + Duration::from_secs(10)));
+        let health = Arc::new(admin::Health::new(
+            w.heartbeat_interval * 3 + Duration::from_secs(10),
+        ));
         let mut metrics_addr = None;
         let mut admin_task = None;
         if !config.metrics.addr.is_empty() {
             let addr: SocketAddr = config.metrics.addr.parse().expect("validated");
-            let (bound, handle) =
-                admin::serve(addr, metrics.clone(), health.clone(), redis.clone(), background.clone())
-                    .await
-                    .map_err(|source| Error::Bind {
-                        addr: config.metrics.addr.clone(),
-                        source,
-                    })?;
+            let (bound, handle) = admin::serve(
+                addr,
+                metrics.clone(),
+                health.clone(),
+                redis.clone(),
+                background.clone(),
+            )
+            .await
+            .map_err(|source| Error::Bind {
+                addr: config.metrics.addr.clone(),
+                source,
+            })?;
             metrics_addr = Some(bound);
             admin_task = Some(handle);
         }
@@ -301,7 +312,9 @@ impl Herald {
         .await
         .is_ok();
         if !drained {
-            tracing::warn!(message = "Shutdown timeout reached; returning unfinished work to the queue.");
+            tracing::warn!(
+                message = "Shutdown timeout reached; returning unfinished work to the queue."
+            );
             tasks.abort_all();
             while tasks.join_next().await.is_some() {}
         }
@@ -309,7 +322,9 @@ impl Herald {
         for (q, lists) in queues.iter().zip(&processing) {
             match q.requeue(lists, false).await {
                 Ok(0) => {}
-                Ok(n) => tracing::info!(message = "Returned unfinished envelopes to the queue.", queue = %q.keys.name, envelopes = n),
+                Ok(n) => {
+                    tracing::info!(message = "Returned unfinished envelopes to the queue.", queue = %q.keys.name, envelopes = n)
+                }
                 Err(e) => {
                     returned_all = false;
                     tracing::error!(message = "Could not return unfinished work; another process's reaper will.", error = %e);
@@ -318,10 +333,8 @@ impl Herald {
         }
         background.cancel();
         let _ = maintenance_task.await;
-        if returned_all {
-            if let Err(e) = reaper::deregister(&redis, &global, &process_id).await {
-                tracing::warn!(message = "Could not deregister; the reaper will.", error = %e);
-            }
+        if returned_all && let Err(e) = reaper::deregister(&redis, &global, &process_id).await {
+            tracing::warn!(message = "Could not deregister; the reaper will.", error = %e);
         }
         if let Some(h) = admin_task {
             let _ = h.await;

@@ -51,9 +51,18 @@ fn counter(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterV
     c
 }
 
-fn histogram(r: &Registry, name: &str, help: &str, labels: &[&str], buckets: &[f64]) -> HistogramVec {
-    let h = HistogramVec::new(HistogramOpts::new(name, help).buckets(buckets.to_vec()), labels)
-        .expect("valid metric");
+fn histogram(
+    r: &Registry,
+    name: &str,
+    help: &str,
+    labels: &[&str],
+    buckets: &[f64],
+) -> HistogramVec {
+    let h = HistogramVec::new(
+        HistogramOpts::new(name, help).buckets(buckets.to_vec()),
+        labels,
+    )
+    .expect("valid metric");
     r.register(Box::new(h.clone())).expect("registered once");
     h
 }
@@ -74,7 +83,10 @@ impl Metrics {
     pub fn new() -> Metrics {
         let r = Registry::new();
         let build_info = IntGaugeVec::new(
-            Opts::new("herald_build_info", "Always 1; the version herald was built as."),
+            Opts::new(
+                "herald_build_info",
+                "Always 1; the version herald was built as.",
+            ),
             &["version"],
         )
         .expect("valid metric");
@@ -95,18 +107,28 @@ impl Metrics {
             &["queue"],
         )
         .expect("valid metric");
-        r.register(Box::new(oldest_waiting.clone())).expect("registered once");
+        r.register(Box::new(oldest_waiting.clone()))
+            .expect("registered once");
         let live_processes = IntGauge::new(
             "herald_live_processes",
             "herald processes heartbeating on this Redis, as last seen by this one.",
         )
         .expect("valid metric");
-        r.register(Box::new(live_processes.clone())).expect("registered once");
-        let up = Gauge::new("herald_redis_up", "1 when this process reached Redis at its last check.")
-            .expect("valid metric");
+        r.register(Box::new(live_processes.clone()))
+            .expect("registered once");
+        let up = Gauge::new(
+            "herald_redis_up",
+            "1 when this process reached Redis at its last check.",
+        )
+        .expect("valid metric");
         r.register(Box::new(up.clone())).expect("registered once");
         Metrics {
-            events_received: counter(&r, "herald_events_received_total", "Envelopes reserved from a queue.", &["queue"]),
+            events_received: counter(
+                &r,
+                "herald_events_received_total",
+                "Envelopes reserved from a queue.",
+                &["queue"],
+            ),
             events_processed: counter(
                 &r,
                 "herald_events_processed_total",
@@ -133,7 +155,12 @@ impl Metrics {
                 &["delivery"],
                 AGE_BUCKETS,
             ),
-            dead_letters: counter(&r, "herald_dead_letters_total", "Dead letters written, by reason code.", &["reason"]),
+            dead_letters: counter(
+                &r,
+                "herald_dead_letters_total",
+                "Dead letters written, by reason code.",
+                &["reason"],
+            ),
             dead_letters_evicted: counter(
                 &r,
                 "herald_dead_letters_evicted_total",
@@ -152,7 +179,12 @@ impl Metrics {
                 "Batches this process could not settle because a reaper had already returned them.",
                 &["queue"],
             ),
-            redis_errors: counter(&r, "herald_redis_errors_total", "Failed Redis operations, by operation.", &["op"]),
+            redis_errors: counter(
+                &r,
+                "herald_redis_errors_total",
+                "Failed Redis operations, by operation.",
+                &["op"],
+            ),
             queue_depth: gauge(
                 &r,
                 "herald_queue_depth",
@@ -160,8 +192,18 @@ impl Metrics {
                 &["queue", "state"],
             ),
             oldest_waiting,
-            inflight: gauge(&r, "herald_inflight", "Envelopes this process has reserved and not settled.", &["queue"]),
-            circuit_open: gauge(&r, "herald_circuit_open", "1 while a connection's circuit is open.", &["connection"]),
+            inflight: gauge(
+                &r,
+                "herald_inflight",
+                "Envelopes this process has reserved and not settled.",
+                &["queue"],
+            ),
+            circuit_open: gauge(
+                &r,
+                "herald_circuit_open",
+                "1 while a connection's circuit is open.",
+                &["connection"],
+            ),
             pusher_requests: counter(
                 &r,
                 "herald_pusher_requests_total",
@@ -184,7 +226,9 @@ impl Metrics {
     }
 
     pub fn received(&self, queue: &str, n: usize) {
-        self.events_received.with_label_values(&[queue]).inc_by(n as u64);
+        self.events_received
+            .with_label_values(&[queue])
+            .inc_by(n as u64);
     }
 
     pub fn processed(&self, queue: &str, event: Option<&str>) {
@@ -195,15 +239,23 @@ impl Metrics {
 
     pub fn delivered(&self, delivery: &str, seconds: f64, age: Option<f64>) {
         self.deliveries.with_label_values(&[delivery, "ok"]).inc();
-        self.delivery_duration.with_label_values(&[delivery]).observe(seconds);
+        self.delivery_duration
+            .with_label_values(&[delivery])
+            .observe(seconds);
         if let Some(age) = age {
-            self.event_age.with_label_values(&[delivery]).observe(age.max(0.0));
+            self.event_age
+                .with_label_values(&[delivery])
+                .observe(age.max(0.0));
         }
     }
 
     pub fn delivery_failed(&self, delivery: &str, seconds: f64, outcome: &'static str) {
-        self.deliveries.with_label_values(&[delivery, outcome]).inc();
-        self.delivery_duration.with_label_values(&[delivery]).observe(seconds);
+        self.deliveries
+            .with_label_values(&[delivery, outcome])
+            .inc();
+        self.delivery_duration
+            .with_label_values(&[delivery])
+            .observe(seconds);
     }
 
     pub fn dead_lettered(&self, reason: &str) {
@@ -211,7 +263,9 @@ impl Metrics {
     }
 
     pub fn evicted(&self, queue: &str, n: u64) {
-        self.dead_letters_evicted.with_label_values(&[queue]).inc_by(n);
+        self.dead_letters_evicted
+            .with_label_values(&[queue])
+            .inc_by(n);
     }
 
     pub fn redelivered(&self, queue: &str, n: u64) {
@@ -261,7 +315,9 @@ impl Metrics {
     }
 
     pub fn pusher_request(&self, connection: &str, status: &str) {
-        self.pusher_requests.with_label_values(&[connection, status]).inc();
+        self.pusher_requests
+            .with_label_values(&[connection, status])
+            .inc();
     }
 
     pub fn set_live_processes(&self, n: usize) {

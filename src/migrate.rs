@@ -28,11 +28,17 @@ pub fn current() -> u32 {
 
 #[derive(Debug, thiserror::Error)]
 pub enum SchemaError {
-    #[error("the Redis keyspace is at schema version {found}, newer than this herald knows ({known}); upgrade herald")]
+    #[error(
+        "the Redis keyspace is at schema version {found}, newer than this herald knows ({known}); upgrade herald"
+    )]
     Newer { found: u32, known: u32 },
-    #[error("the Redis keyspace is at schema version {found}, this herald needs {known}; run `herald migrate` first")]
+    #[error(
+        "the Redis keyspace is at schema version {found}, this herald needs {known}; run `herald migrate` first"
+    )]
     Pending { found: u32, known: u32 },
-    #[error("queue {queue} has herald data but the keyspace has no schema version; run `herald migrate` first")]
+    #[error(
+        "queue {queue} has herald data but the keyspace has no schema version; run `herald migrate` first"
+    )]
     Unversioned { queue: String },
     #[error(transparent)]
     Redis(#[from] QueueError),
@@ -87,7 +93,11 @@ pub async fn check(queues: &[Queue], global: &GlobalKeys) -> Result<(), SchemaEr
     }
 }
 
-async fn record(queue: &Queue, global: &GlobalKeys, applied: &[&Migration]) -> Result<(), QueueError> {
+async fn record(
+    queue: &Queue,
+    global: &GlobalKeys,
+    applied: &[&Migration],
+) -> Result<(), QueueError> {
     let Some(last) = applied.last() else {
         return Ok(());
     };
@@ -95,15 +105,25 @@ async fn record(queue: &Queue, global: &GlobalKeys, applied: &[&Migration]) -> R
     let now = crate::settle::now_ms();
     let mut pipe = redis::pipe();
     for m in applied {
-        pipe.hset(&global.schema, m.version, format!("{} applied_at_ms={now}", m.name))
-            .ignore();
+        pipe.hset(
+            &global.schema,
+            m.version,
+            format!("{} applied_at_ms={now}", m.name),
+        )
+        .ignore();
     }
     pipe.hset(&global.schema, "version", last.version).ignore();
-    pipe.query_async::<()>(&mut conn).await.map_err(err("schema"))
+    pipe.query_async::<()>(&mut conn)
+        .await
+        .map_err(err("schema"))
 }
 
 /// Applies every pending migration to every queue, in order. Returns the versions applied.
-pub async fn migrate(queues: &[Queue], global: &GlobalKeys, prefix: &str) -> Result<Vec<u32>, SchemaError> {
+pub async fn migrate(
+    queues: &[Queue],
+    global: &GlobalKeys,
+    prefix: &str,
+) -> Result<Vec<u32>, SchemaError> {
     let known = current();
     let found = version(&queues[0], global).await?.unwrap_or(0);
     if found > known {
@@ -142,7 +162,10 @@ mod tests {
             .map(|f| f.trim_end_matches(".lua").to_string())
             .collect();
         files.sort();
-        let listed: Vec<String> = super::MIGRATIONS.iter().map(|m| m.name.to_string()).collect();
+        let listed: Vec<String> = super::MIGRATIONS
+            .iter()
+            .map(|m| m.name.to_string())
+            .collect();
         assert_eq!(files, listed);
         for (i, m) in super::MIGRATIONS.iter().enumerate() {
             assert_eq!(m.version as usize, i + 1);

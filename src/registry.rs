@@ -17,7 +17,7 @@ use serde_json::Value;
 
 use crate::config::{Config, RetryConfig, UnknownEvents};
 use crate::delivery::DeliveryId;
-use crate::envelope::{validate_channel, Envelope, Rejection};
+use crate::envelope::{Envelope, Rejection, validate_channel};
 
 /// A channel template: literal text and `{path.to.field}` holes filled from `data`.
 #[derive(Clone, Debug, PartialEq)]
@@ -45,7 +45,9 @@ impl Template {
             let close = after.find('}').ok_or("unclosed `{`")?;
             let path = &after[..close];
             if path.is_empty() || path.split('.').any(str::is_empty) {
-                return Err(format!("`{{{path}}}` is not a field path like `{{order_id}}`"));
+                return Err(format!(
+                    "`{{{path}}}` is not a field path like `{{order_id}}`"
+                ));
             }
             parts.push(Part::Field(path.split('.').map(String::from).collect()));
             rest = &after[close + 1..];
@@ -196,7 +198,11 @@ pub struct Registry {
 impl Registry {
     /// Resolves the config's registry. `listener_names` and `connection_names` are the tables
     /// the worker indexes; every name the config uses must be in them (`Config` validated that).
-    pub fn new(config: &Config, listener_names: Vec<String>, connection_names: Vec<String>) -> Self {
+    pub fn new(
+        config: &Config,
+        listener_names: Vec<String>,
+        connection_names: Vec<String>,
+    ) -> Self {
         let conn_index = |n: &String| {
             connection_names
                 .iter()
@@ -358,7 +364,7 @@ impl Registry {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::envelope::{decode, Limits};
+    use crate::envelope::{Limits, decode};
     use bytes::Bytes;
 
     fn registry(toml: &str) -> Registry {
@@ -402,8 +408,19 @@ mod tests {
             .unwrap();
         assert_eq!(p.name, "order.shipped");
         assert_eq!(p.channels, ["a", "orders.42", "user.c7"]);
-        let names: Vec<_> = p.deliveries(r.listener_names(), r.connection_names()).map(|d| d.to_string()).collect();
-        assert_eq!(names, ["listener:audit", "listener:hook", "broadcast:redis", "broadcast:log"]);
+        let names: Vec<_> = p
+            .deliveries(r.listener_names(), r.connection_names())
+            .map(|d| d.to_string())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "listener:audit",
+                "listener:hook",
+                "broadcast:redis",
+                "broadcast:log"
+            ]
+        );
         assert_eq!(p.retry.max_attempts, 3);
         assert!(p.known);
     }
@@ -411,9 +428,17 @@ mod tests {
     #[test]
     fn unknown_event_broadcasts_on_its_own_channels_by_default() {
         let r = registry(TOML);
-        let p = r.plan(&env(r#"{"event":"Other","channels":["c"],"data":{}}"#)).unwrap();
+        let p = r
+            .plan(&env(r#"{"event":"Other","channels":["c"],"data":{}}"#))
+            .unwrap();
         assert_eq!(p.name, "Other");
-        assert_eq!(p.connections, [r.connection_names().iter().position(|c| c == "redis").unwrap()]);
+        assert_eq!(
+            p.connections,
+            [r.connection_names()
+                .iter()
+                .position(|c| c == "redis")
+                .unwrap()]
+        );
         assert!(!p.known);
         let err = r.plan(&env(r#"{"event":"Other","data":{}}"#)).unwrap_err();
         assert_eq!(err.code(), "no_route");
@@ -422,14 +447,18 @@ mod tests {
     #[test]
     fn unknown_event_rejected_when_configured() {
         let r = registry("[worker]\nunknown_events = \"reject\"\n");
-        let err = r.plan(&env(r#"{"event":"Other","channels":["c"],"data":{}}"#)).unwrap_err();
+        let err = r
+            .plan(&env(r#"{"event":"Other","channels":["c"],"data":{}}"#))
+            .unwrap_err();
         assert_eq!(err.code(), "unknown_event");
     }
 
     #[test]
     fn known_event_with_nothing_to_do_is_a_plan_not_an_error() {
         let r = registry(TOML);
-        let p = r.plan(&env(r#"{"event":"Quiet","channels":["c"],"data":{}}"#)).unwrap();
+        let p = r
+            .plan(&env(r#"{"event":"Quiet","channels":["c"],"data":{}}"#))
+            .unwrap();
         assert!(p.listeners.is_empty() && p.connections.is_empty());
     }
 
@@ -439,20 +468,29 @@ mod tests {
         let p = r
             .plan(&env(r#"{"event":"App\\Events\\X","channels":["c"],"data":{},"pending":["listener:hook","broadcast:log"]}"#))
             .unwrap();
-        let names: Vec<_> = p.deliveries(r.listener_names(), r.connection_names()).map(|d| d.to_string()).collect();
+        let names: Vec<_> = p
+            .deliveries(r.listener_names(), r.connection_names())
+            .map(|d| d.to_string())
+            .collect();
         assert_eq!(names, ["listener:hook", "broadcast:log"]);
     }
 
     #[test]
     fn bad_template_values_and_connections_are_rejected() {
         let r = registry(TOML);
-        let missing = r.plan(&env(r#"{"event":"App\\Events\\OrderShipped","data":{"customer":{"id":1}}}"#));
+        let missing = r.plan(&env(
+            r#"{"event":"App\\Events\\OrderShipped","data":{"customer":{"id":1}}}"#,
+        ));
         assert_eq!(missing.unwrap_err().code(), "bad_template");
-        let object = r.plan(&env(r#"{"event":"App\\Events\\OrderShipped","data":{"order_id":{},"customer":{"id":1}}}"#));
+        let object = r.plan(&env(
+            r#"{"event":"App\\Events\\OrderShipped","data":{"order_id":{},"customer":{"id":1}}}"#,
+        ));
         assert_eq!(object.unwrap_err().code(), "bad_template");
         let bad_char = r.plan(&env(r#"{"event":"App\\Events\\OrderShipped","data":{"order_id":"a b","customer":{"id":1}}}"#));
         assert_eq!(bad_char.unwrap_err().code(), "bad_channel");
-        let conn = r.plan(&env(r#"{"event":"E","channels":["c"],"connections":["nope"],"data":{}}"#));
+        let conn = r.plan(&env(
+            r#"{"event":"E","channels":["c"],"connections":["nope"],"data":{}}"#,
+        ));
         assert_eq!(conn.unwrap_err().code(), "unknown_connection");
     }
 

@@ -51,9 +51,7 @@ pub struct Clock {
 
 impl Clock {
     pub fn now() -> Clock {
-        Clock {
-            now_ms: now_ms(),
-        }
+        Clock { now_ms: now_ms() }
     }
     fn now_secs(&self) -> f64 {
         self.now_ms as f64 / 1000.0
@@ -174,7 +172,13 @@ pub fn rejected(
     why: &Rejection,
     clock: Clock,
 ) -> (String, DeadLetter) {
-    let id = env.map_or_else(|| uuid::Uuid::new_v4().to_string(), |e| e.id.clone());
+    // Keep the producer's id when the bytes still name one, so `herald failed show <id>` finds it.
+    let id = match env {
+        Some(e) => e.id.clone(),
+        None => {
+            crate::envelope::lenient_id(raw).unwrap_or_else(|| uuid::Uuid::new_v4().to_string())
+        }
+    };
     (
         id.clone(),
         DeadLetter {
@@ -246,7 +250,7 @@ pub fn backoff(policy: &RetryConfig, attempts: u32) -> Duration {
 mod tests {
     use super::*;
     use crate::delivery::DeliveryError;
-    use crate::envelope::{decode, Limits};
+    use crate::envelope::{Limits, decode};
     use bytes::Bytes;
 
     fn env(json: &str) -> Envelope {
@@ -286,7 +290,9 @@ mod tests {
         want_dead: &[&str],
         want_code: Option<&str>,
     ) {
-        let e = env(&format!(r#"{{"event":"E","data":{{}},"attempts":{attempts}}}"#));
+        let e = env(&format!(
+            r#"{{"event":"E","data":{{}},"attempts":{attempts}}}"#
+        ));
         let d = decide("q", &e, results, &policy(3), CLOCK);
         let retry: Vec<String> = d
             .retry
@@ -308,13 +314,37 @@ mod tests {
         // all ok → ack
         check(0, &[(l("a"), Ok(())), (b("redis"), Ok(()))], &[], &[], None);
         // one retryable failure → only it is retried
-        check(0, &[(l("a"), http(500)), (b("redis"), Ok(()))], &["listener:a"], &[], None);
+        check(
+            0,
+            &[(l("a"), http(500)), (b("redis"), Ok(()))],
+            &["listener:a"],
+            &[],
+            None,
+        );
         // fatal → dead, nothing retried
-        check(0, &[(l("a"), http(404)), (b("redis"), Ok(()))], &[], &["listener:a"], Some("http_4xx"));
+        check(
+            0,
+            &[(l("a"), http(404)), (b("redis"), Ok(()))],
+            &[],
+            &["listener:a"],
+            Some("http_4xx"),
+        );
         // mixed: fatal dead-lettered, retryable retried
-        check(0, &[(l("a"), http(404)), (b("p"), http(503))], &["broadcast:p"], &["listener:a"], Some("http_4xx"));
+        check(
+            0,
+            &[(l("a"), http(404)), (b("p"), http(503))],
+            &["broadcast:p"],
+            &["listener:a"],
+            Some("http_4xx"),
+        );
         // last attempt: retryable becomes exhausted
-        check(2, &[(l("a"), http(500))], &[], &["listener:a"], Some("retries_exhausted"));
+        check(
+            2,
+            &[(l("a"), http(500))],
+            &[],
+            &["listener:a"],
+            Some("retries_exhausted"),
+        );
         check(1, &[(l("a"), http(500))], &["listener:a"], &[], None);
     }
 
@@ -364,7 +394,10 @@ mod tests {
         for (attempt, ceiling) in [(1, 1), (2, 2), (3, 4), (9, 256), (10, 300), (40, 300)] {
             for _ in 0..50 {
                 let d = backoff(&exp, attempt);
-                assert!(d <= Duration::from_secs(ceiling), "attempt {attempt}: {d:?}");
+                assert!(
+                    d <= Duration::from_secs(ceiling),
+                    "attempt {attempt}: {d:?}"
+                );
             }
         }
         // Full jitter spreads over the whole range, not only its top half.

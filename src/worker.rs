@@ -34,7 +34,7 @@ use crate::delivery::{DeliveryId, DeliveryResult};
 use crate::envelope::{self, Envelope, Limits};
 use crate::listeners::{self, Event, Listener};
 use crate::metrics::Metrics;
-use crate::queue::{reaper, GlobalKeys, Queue, Settled, Settlement};
+use crate::queue::{GlobalKeys, Queue, Settled, Settlement, reaper};
 use crate::registry::{Plan, Registry};
 use crate::settle::{self, Clock, Decision};
 
@@ -74,7 +74,12 @@ pub async fn process(shared: &Shared, queue: &str, batch: Vec<Bytes>) -> Settlem
         let env = match envelope::decode(raw.clone(), &shared.limits) {
             Ok(env) => env,
             Err(why) => {
-                reject(shared, queue, &mut settlement, settle::rejected(queue, &raw, None, &why, clock));
+                reject(
+                    shared,
+                    queue,
+                    &mut settlement,
+                    settle::rejected(queue, &raw, None, &why, clock),
+                );
                 continue;
             }
         };
@@ -88,7 +93,10 @@ pub async fn process(shared: &Shared, queue: &str, batch: Vec<Bytes>) -> Settlem
         };
         if env.attempts >= settle::max_attempts(&env, &plan.retry) {
             let deliveries = plan
-                .deliveries(shared.registry.listener_names(), shared.registry.connection_names())
+                .deliveries(
+                    shared.registry.listener_names(),
+                    shared.registry.connection_names(),
+                )
                 .collect();
             let d = settle::poisoned(queue, &env, deliveries, &plan.retry, clock);
             record(shared, queue, &env, &plan, &[], d, &mut settlement);
@@ -164,7 +172,15 @@ pub async fn process(shared: &Shared, queue: &str, batch: Vec<Bytes>) -> Settlem
     // 3. Decide.
     for r in routed {
         let d = settle::decide(queue, &r.env, &r.results, &r.plan.retry, clock);
-        record(shared, queue, &r.env, &r.plan, &r.results, d, &mut settlement);
+        record(
+            shared,
+            queue,
+            &r.env,
+            &r.plan,
+            &r.results,
+            d,
+            &mut settlement,
+        );
     }
     settlement
 }
@@ -174,7 +190,9 @@ fn observe(shared: &Shared, r: &Routed, id: &DeliveryId, result: &DeliveryResult
     if result.is_ok() {
         let now = settle::now_ms() as f64 / 1000.0;
         let age = now - r.env.created_at.unwrap_or(r.seen);
-        shared.metrics.delivered(&name, took.as_secs_f64(), Some(age));
+        shared
+            .metrics
+            .delivered(&name, took.as_secs_f64(), Some(age));
     }
 }
 
@@ -214,7 +232,9 @@ fn record(
         if let Err(e) = result {
             let retried = d.retry.as_ref().is_some_and(|r| r.pending.contains(id));
             let outcome = if retried { "retry" } else { "dead" };
-            shared.metrics.delivery_failed(&id.to_string(), 0.0, outcome);
+            shared
+                .metrics
+                .delivery_failed(&id.to_string(), 0.0, outcome);
             if retried {
                 let r = d.retry.as_ref().expect("checked");
                 tracing::warn!(
@@ -279,48 +299,56 @@ pub async fn run_task(
     }
 
     while !token.is_cancelled() {
-        let step: Result<(), crate::queue::QueueError> = async {
-            if pooled.is_none() {
-                pooled = Some(queue.redis.get().await.map_err(|source| crate::queue::QueueError {
-                    queue: name.clone(),
-                    op: "connect",
-                    source,
-                })?);
-            }
-            let conn = pooled.as_mut().expect("just set");
-            let mut batch = queue.reserve(conn, &processing, shared.batch_size).await?;
-            if batch.is_empty() {
-                if blocking.is_none() {
-                    blocking = Some(queue.redis.dedicated(shared.block_timeout).await.map_err(
-                        |source| crate::queue::QueueError {
+        let step: Result<(), crate::queue::QueueError> =
+            async {
+                if pooled.is_none() {
+                    pooled = Some(queue.redis.get().await.map_err(|source| {
+                        crate::queue::QueueError {
                             queue: name.clone(),
                             op: "connect",
                             source,
-                        },
-                    )?);
+                        }
+                    })?);
                 }
-                let waiter = blocking.as_mut().expect("just set");
-                let first = tokio::select! {
-                    // Dropping a BLMOVE in flight is safe: whatever it moved is in our
-                    // processing list, which shutdown returns to the queue.
-                    _ = token.cancelled() => return Ok(()),
-                    r = queue.wait(waiter, &processing, shared.block_timeout) => r?,
-                };
-                let Some(first) = first else { return Ok(()) };
-                batch.push(first);
-                if shared.batch_size > 1 {
-                    batch.extend(queue.reserve(conn, &processing, shared.batch_size - 1).await?);
+                let conn = pooled.as_mut().expect("just set");
+                let mut batch = queue.reserve(conn, &processing, shared.batch_size).await?;
+                if batch.is_empty() {
+                    if blocking.is_none() {
+                        blocking =
+                            Some(queue.redis.dedicated(shared.block_timeout).await.map_err(
+                                |source| crate::queue::QueueError {
+                                    queue: name.clone(),
+                                    op: "connect",
+                                    source,
+                                },
+                            )?);
+                    }
+                    let waiter = blocking.as_mut().expect("just set");
+                    let first = tokio::select! {
+                        // Dropping a BLMOVE in flight is safe: whatever it moved is in our
+                        // processing list, which shutdown returns to the queue.
+                        _ = token.cancelled() => return Ok(()),
+                        r = queue.wait(waiter, &processing, shared.block_timeout) => r?,
+                    };
+                    let Some(first) = first else { return Ok(()) };
+                    batch.push(first);
+                    if shared.batch_size > 1 {
+                        batch.extend(
+                            queue
+                                .reserve(conn, &processing, shared.batch_size - 1)
+                                .await?,
+                        );
+                    }
                 }
+                let n = batch.len();
+                metrics.received(&name, n);
+                metrics.inflight(&name, n as i64);
+                let settlement = process(&shared, &name, batch).await;
+                settle_until_done(&queue, conn, &processing, &settlement, &metrics).await;
+                metrics.inflight(&name, -(n as i64));
+                Ok(())
             }
-            let n = batch.len();
-            metrics.received(&name, n);
-            metrics.inflight(&name, n as i64);
-            let settlement = process(&shared, &name, batch).await;
-            settle_until_done(&queue, conn, &processing, &settlement, &metrics).await;
-            metrics.inflight(&name, -(n as i64));
-            Ok(())
-        }
-        .await;
+            .await;
         match step {
             Ok(()) => backoff = reconnect_backoff(),
             Err(e) => {
@@ -352,7 +380,10 @@ async fn settle_until_done(
     let mut fresh: Option<deadpool_redis::Connection> = None;
     loop {
         let c = fresh.as_mut().unwrap_or(&mut *conn);
-        match queue.settle(c, processing, settlement, settle::now_ms()).await {
+        match queue
+            .settle(c, processing, settlement, settle::now_ms())
+            .await
+        {
             Ok(Settled::Applied { evicted }) => {
                 if evicted > 0 {
                     metrics.evicted(&queue.keys.name, evicted);
@@ -438,7 +469,15 @@ impl Maintenance {
             return;
         }
         let redis = &self.queues[0].redis;
-        match reaper::reap(redis, &self.global, &self.queues, self.process_timeout, settle::now_ms()).await {
+        match reaper::reap(
+            redis,
+            &self.global,
+            &self.queues,
+            self.process_timeout,
+            settle::now_ms(),
+        )
+        .await
+        {
             Ok(r) => {
                 for (queue, n) in &r.returned {
                     self.metrics.redelivered(queue, *n);
@@ -461,7 +500,8 @@ impl Maintenance {
                 self.metrics.set_depth(&s);
             }
             if let Ok(age) = q.oldest_waiting_age(now).await {
-                self.metrics.set_oldest_waiting(&q.keys.name, age.unwrap_or(0.0));
+                self.metrics
+                    .set_oldest_waiting(&q.keys.name, age.unwrap_or(0.0));
             }
         }
         if let Ok(live) = reaper::live_processes(redis, &self.global).await {

@@ -18,7 +18,7 @@ use crate::config::{Config, ConnectionConfig};
 use crate::delivery::DeliveryResult;
 use crate::queue::Redis;
 
-pub use self::redis::{laravel_message, RedisBroadcaster};
+pub use self::redis::{RedisBroadcaster, laravel_message};
 
 /// One event to broadcast on one connection.
 #[derive(Debug, Clone, Copy)]
@@ -85,7 +85,10 @@ pub fn build(
                         Some(url) if url != &config.redis.url => Redis::open(url, pool_size)?,
                         _ => main.clone(),
                     };
-                    let prefix = r.prefix.clone().unwrap_or_else(|| config.redis.prefix.clone());
+                    let prefix = r
+                        .prefix
+                        .clone()
+                        .unwrap_or_else(|| config.redis.prefix.clone());
                     Broadcaster::Redis(RedisBroadcaster::new(redis, prefix))
                 }
                 ConnectionConfig::Log => Broadcaster::Log,

@@ -78,19 +78,19 @@ fn write_data_with_socket(out: &mut Vec<u8>, data: &str, socket: Option<&str>) {
         out.extend_from_slice(b"\"socket\":");
         serde_json::to_writer(&mut *out, &socket).expect("strings serialize");
     };
-    if data.contains("\"socket\"") {
-        if let Ok(members) = object_members(data) {
-            out.push(b'{');
-            for (k, v) in members.iter().filter(|(k, _)| k != "socket") {
-                serde_json::to_writer(&mut *out, k.as_ref()).expect("strings serialize");
-                out.push(b':');
-                out.extend_from_slice(v.get().as_bytes());
-                out.push(b',');
-            }
-            socket_member(out);
-            out.push(b'}');
-            return;
+    if data.contains("\"socket\"")
+        && let Ok(members) = object_members(data)
+    {
+        out.push(b'{');
+        for (k, v) in members.iter().filter(|(k, _)| k != "socket") {
+            serde_json::to_writer(&mut *out, k.as_ref()).expect("strings serialize");
+            out.push(b':');
+            out.extend_from_slice(v.get().as_bytes());
+            out.push(b',');
         }
+        socket_member(out);
+        out.push(b'}');
+        return;
     }
     let body = data[1..data.len() - 1].trim();
     out.push(b'{');
@@ -105,7 +105,7 @@ fn write_data_with_socket(out: &mut Vec<u8>, data: &str, socket: Option<&str>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::{json, Value};
+    use serde_json::{Value, json};
 
     fn msg(name: &str, data: &str, socket: Option<&str>) -> Value {
         let raw = RawValue::from_string(data.to_string()).unwrap();
@@ -123,8 +123,14 @@ mod tests {
             msg("E", r#"{"a":1}"#, None),
             json!({"event":"E","data":{"a":1,"socket":null},"socket":null})
         );
-        assert_eq!(msg("E", "{}", None), json!({"event":"E","data":{"socket":null},"socket":null}));
-        assert_eq!(msg("E", "{ \n }", None), json!({"event":"E","data":{"socket":null},"socket":null}));
+        assert_eq!(
+            msg("E", "{}", None),
+            json!({"event":"E","data":{"socket":null},"socket":null})
+        );
+        assert_eq!(
+            msg("E", "{ \n }", None),
+            json!({"event":"E","data":{"socket":null},"socket":null})
+        );
     }
 
     #[test]

@@ -20,7 +20,7 @@ use crate::envelope::Envelope;
 use crate::queue::Redis;
 
 pub use forward::Forward;
-pub use webhook::Webhook;
+pub use webhook::{Webhook, signature as webhook_signature};
 
 /// What a listener sees of one event.
 #[derive(Debug, Clone, Copy)]
@@ -116,11 +116,9 @@ pub fn build(
             let built: Arc<dyn Listener> = match l {
                 ListenerConfig::Log => Arc::new(Log),
                 ListenerConfig::Webhook(w) => Arc::new(Webhook::new(w, http.clone())),
-                ListenerConfig::Forward(f) => Arc::new(Forward::new(
-                    redis.clone(),
-                    &config.redis.prefix,
-                    &f.queue,
-                )),
+                ListenerConfig::Forward(f) => {
+                    Arc::new(Forward::new(redis.clone(), &config.redis.prefix, &f.queue))
+                }
             };
             (name.clone(), built)
         })

@@ -8,9 +8,9 @@
 use base64::Engine;
 use serde::{Deserialize, Serialize};
 
-use super::{scripts, Queue, QueueError};
+use super::{Queue, QueueError, scripts};
 use crate::delivery::DeliveryId;
-use crate::envelope::{decode, Limits};
+use crate::envelope::{Limits, decode};
 
 /// One dead letter: why, where, and the envelope's bytes.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -257,7 +257,10 @@ mod tests {
 
     #[test]
     fn json_round_trip_keeps_exact_bytes() {
-        for raw in [&b"{\"event\":\"E\",\"data\":{}}"[..], &[0xff, 0xfe, b'{'][..]] {
+        for raw in [
+            &b"{\"event\":\"E\",\"data\":{}}"[..],
+            &[0xff, 0xfe, b'{'][..],
+        ] {
             let e = entry(raw, &[]);
             let back: DeadLetter = serde_json::from_str(&e.to_json()).unwrap();
             assert_eq!(back.payload_bytes(), raw);

@@ -106,12 +106,11 @@ fn has_hash_tag(key: &str) -> bool {
 
 /// The slot-determining part of a key, as Redis Cluster computes it.
 pub fn hash_tag(key: &str) -> &str {
-    if let Some(open) = key.find('{') {
-        if let Some(close) = key[open + 1..].find('}') {
-            if close > 0 {
-                return &key[open + 1..open + 1 + close];
-            }
-        }
+    if let Some(open) = key.find('{')
+        && let Some(close) = key[open + 1..].find('}')
+        && close > 0
+    {
+        return &key[open + 1..open + 1 + close];
     }
     key
 }
@@ -139,7 +138,10 @@ mod tests {
         let keys = QueueKeys::new("", "herald:default");
         assert_eq!(keys.list, "herald:default");
         assert_eq!(keys.delayed, "{herald:default}:delayed");
-        assert_eq!(keys.processing("h-1", 3), "{herald:default}:processing:h-1:3");
+        assert_eq!(
+            keys.processing("h-1", 3),
+            "{herald:default}:processing:h-1:3"
+        );
         check_same_slot(&keys);
     }
 

@@ -33,18 +33,14 @@ pub use keys::{GlobalKeys, QueueKeys};
 pub struct QueueError {
     pub queue: String,
     pub op: &'static str,
-    #[source]
+    /// Shown in the message, not chained as a source, so `{:#}` prints it once.
     pub source: redis::RedisError,
 }
 
 impl QueueError {
     fn new(keys: &QueueKeys, op: &'static str) -> impl FnOnce(redis::RedisError) -> QueueError {
         let queue = keys.name.clone();
-        move |source| QueueError {
-            queue,
-            op,
-            source,
-        }
+        move |source| QueueError { queue, op, source }
     }
 }
 
@@ -114,7 +110,10 @@ impl Redis {
     }
 
     /// A connection of its own, for blocking commands that wait up to `block`.
-    pub async fn dedicated(&self, block: Duration) -> Result<MultiplexedConnection, redis::RedisError> {
+    pub async fn dedicated(
+        &self,
+        block: Duration,
+    ) -> Result<MultiplexedConnection, redis::RedisError> {
         let config = AsyncConnectionConfig::new()
             .set_response_timeout(Some(block + Duration::from_secs(5)))
             .set_connection_timeout(Some(Duration::from_secs(5)));

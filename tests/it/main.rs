@@ -1,1 +1,16 @@
+//! herald's integration tests: one binary, each test with a redis-server of its own.
 
+mod support;
+
+/// Bad input is dead-lettered with a reason; the worker keeps serving.
+mod bad_input;
+/// Redis broadcast: Laravel's wire format, FIFO order, prefixes, idle pickup.
+mod broadcast;
+/// The command line: enqueue, stats, failed, migrate, check-config.
+mod cli;
+/// kill -9, SIGTERM, two processes, poison messages, Redis restarts.
+mod reliability;
+/// Per-delivery retries, dead letters and `herald failed retry`.
+mod retries;
+/// The envelope JSON Schema and the README's examples.
+mod schema;

@@ -1,0 +1,95 @@
+//! A local HTTP server that records every request and answers with a scripted status.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::post;
+use tokio::sync::Notify;
+
+/// One recorded request.
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+#[derive(Default)]
+struct Inner {
+    requests: Vec<Request>,
+    /// Statuses to answer with, in order; 200 once they run out.
+    script: VecDeque<u16>,
+}
+
+#[derive(Clone)]
+pub struct Fake {
+    pub addr: SocketAddr,
+    inner: Arc<Mutex<Inner>>,
+    arrived: Arc<Notify>,
+}
+
+impl Fake {
+    /// Serves `POST /hook`, answering with `script` in order, then 200.
+    pub async fn start(script: &[u16]) -> Fake {
+        let inner = Arc::new(Mutex::new(Inner {
+            requests: Vec::new(),
+            script: script.iter().copied().collect(),
+        }));
+        let arrived = Arc::new(Notify::new());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let app = Router::new()
+            .route("/hook", post(handle))
+            .with_state((inner.clone(), arrived.clone()));
+        tokio::spawn(async move {
+            axum::serve(listener, app).await.unwrap();
+        });
+        Fake {
+            addr,
+            inner,
+            arrived,
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}/hook", self.addr)
+    }
+
+    pub fn requests(&self) -> Vec<Request> {
+        self.inner.lock().unwrap().requests.clone()
+    }
+
+    /// Waits until at least `n` requests arrived.
+    pub async fn wait_for(&self, n: usize) -> Vec<Request> {
+        super::guard(&format!("{n} webhook calls"), async {
+            loop {
+                let notified = self.arrived.notified();
+                let reqs = self.requests();
+                if reqs.len() >= n {
+                    return reqs;
+                }
+                notified.await;
+            }
+        })
+        .await
+    }
+}
+
+async fn handle(
+    State((inner, arrived)): State<(Arc<Mutex<Inner>>, Arc<Notify>)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> impl IntoResponse {
+    let status = {
+        let mut i = inner.lock().unwrap();
+        i.requests.push(Request { headers, body });
+        i.script.pop_front().unwrap_or(200)
+    };
+    arrived.notify_waiters();
+    (StatusCode::from_u16(status).unwrap(), "{}")
+}

@@ -1,0 +1,46 @@
+//! Test support: real processes and servers, no mocks of Redis.
+//!
+//! - [`redis::RedisServer`]: a `redis-server` of the test's own on a free loopback port.
+//! - [`herald`]: herald in-process (`Herald::run`, the same code path as the binary) or as the
+//!   real binary (for `kill -9` and SIGTERM).
+//! - [`subscriber::Subscriber`]: a real `PSUBSCRIBE` client.
+//! - [`http::Fake`]: a local HTTP server that records requests and fails on command.
+
+#![allow(dead_code)]
+
+pub mod herald;
+pub mod http;
+pub mod redis;
+pub mod subscriber;
+
+use std::time::Duration;
+
+/// Guards every await that waits for herald to do something. It only turns a hang into a
+/// failure; tests never rely on it for timing.
+pub const GUARD: Duration = Duration::from_secs(60);
+
+/// Awaits `f`, failing the test with `what` if it hangs.
+pub async fn guard<T>(what: &str, f: impl std::future::Future<Output = T>) -> T {
+    match tokio::time::timeout(GUARD, f).await {
+        Ok(v) => v,
+        Err(_) => panic!("timed out waiting for {what}"),
+    }
+}
+
+/// Polls `check` until it returns `Some`, for state only visible by asking (a Redis count).
+/// Each poll is one round trip; the pause between polls is not what the test depends on.
+pub async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    guard(what, async {
+        loop {
+            if let Some(v) = check().await {
+                return v;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+}
