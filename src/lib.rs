@@ -17,8 +17,8 @@
 //! - [`worker`]: the loop that calls the stages above, in order, and the maintenance loop.
 //!
 //! Around them: [`config`], [`metrics`], [`admin`] (`/metrics`, `/healthz`, `/readyz`),
-//! [`migrate`] (keyspace versions), [`shutdown`] (signals), and [`Herald::run`], which wires it
-//! all up and drains on shutdown.
+//! [`migrate`] (keyspace versions), [`shutdown`] (signals), [`testing`] (local fakes for tests
+//! and benchmarks), and [`Herald::run`], which wires it all up and drains on shutdown.
 
 pub mod admin;
 pub mod broadcast;
@@ -32,6 +32,7 @@ pub mod queue;
 pub mod registry;
 pub mod settle;
 pub mod shutdown;
+pub mod testing;
 pub mod worker;
 
 use std::collections::HashMap;
@@ -165,7 +166,7 @@ impl Herald {
             })?;
         let mut listener_table = listeners::build(&config, &redis, &http);
         listener_table.extend(extra_listeners);
-        let broadcasters = broadcast::build(&config, &redis, pool_size)?;
+        let broadcasters = broadcast::build(&config, &redis, pool_size, &metrics)?;
         let registry = registry::Registry::new(
             &config,
             listener_table.iter().map(|(n, _)| n.clone()).collect(),

@@ -16,6 +16,7 @@ use serde_json::value::RawValue;
 
 use crate::config::{Config, ConnectionConfig};
 use crate::delivery::DeliveryResult;
+use crate::metrics::Metrics;
 use crate::queue::Redis;
 
 pub use self::redis::{RedisBroadcaster, laravel_message};
@@ -73,7 +74,9 @@ pub fn build(
     config: &Config,
     main: &Redis,
     pool_size: usize,
+    metrics: &Arc<Metrics>,
 ) -> Result<Vec<(String, Arc<Broadcaster>)>, ::redis::RedisError> {
+    let _ = metrics; // used by drivers that report their own metrics (Pusher)
     config
         .broadcasting
         .connections

@@ -89,6 +89,12 @@ impl GlobalKeys {
         }
     }
 
+    /// string with a TTL: an open circuit for broadcast connection `connection` (shared by every
+    /// task and replica; see the Pusher broadcaster).
+    pub fn circuit(&self, connection: &str) -> String {
+        format!("{}herald:circuit:{connection}", self.prefix)
+    }
+
     /// hash: what a live process reports about itself (host, pid, queues, started), with a TTL.
     pub fn process_info(&self, process: &str) -> String {
         format!("{}herald:process:{process}", self.prefix)

@@ -12,5 +12,7 @@ mod cli;
 mod reliability;
 /// Per-delivery retries, dead letters and `herald failed retry`.
 mod retries;
+/// The Pusher broadcaster: signing, batching, limits, retries, circuit, real server end to end.
+mod pusher;
 /// The envelope JSON Schema and the README's examples.
 mod schema;

@@ -1,0 +1,1 @@
+//! The Pusher broadcaster against a strict local fake and a real Pusher-compatible server.
