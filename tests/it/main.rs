@@ -8,11 +8,13 @@ mod bad_input;
 mod broadcast;
 /// The command line: enqueue, stats, failed, migrate, check-config.
 mod cli;
+/// Metrics, health endpoints, and a real Prometheus.
+mod operations;
+/// The Pusher broadcaster: signing, batching, limits, retries, circuit, real server end to end.
+mod pusher;
 /// kill -9, SIGTERM, two processes, poison messages, Redis restarts.
 mod reliability;
 /// Per-delivery retries, dead letters and `herald failed retry`.
 mod retries;
-/// The Pusher broadcaster: signing, batching, limits, retries, circuit, real server end to end.
-mod pusher;
 /// The envelope JSON Schema and the README's examples.
 mod schema;

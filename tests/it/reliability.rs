@@ -9,6 +9,7 @@ use herald::listeners::{Event, Listener};
 use herald::queue::{Queue, QueueKeys, Redis};
 use serde_json::Value;
 
+use crate::support::Recorder;
 use crate::support::herald::{Binary, Running, config};
 use crate::support::redis::RedisServer;
 use crate::support::subscriber::Subscriber;
@@ -352,27 +353,6 @@ async fn work_unfinished_at_the_shutdown_timeout_goes_back_to_the_queue() {
     let order: Vec<u64> = items.iter().rev().map(|s| id_of(s)).collect();
     assert_eq!(order, [0, 1, 2, 3, 4]);
     assert!(items.iter().all(|s| !s.contains("attempts")));
-}
-
-/// Records every event it handled.
-#[derive(Default)]
-struct Recorder {
-    ids: std::sync::Mutex<HashMap<u64, u32>>,
-}
-
-impl Listener for Recorder {
-    fn handle<'a>(&'a self, event: &'a Event<'a>) -> BoxFuture<'a, DeliveryResult> {
-        Box::pin(async move {
-            let v: Value = serde_json::from_str(event.data.get()).unwrap();
-            *self
-                .ids
-                .lock()
-                .unwrap()
-                .entry(v["i"].as_u64().unwrap())
-                .or_default() += 1;
-            Ok(())
-        })
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

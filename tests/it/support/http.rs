@@ -19,11 +19,14 @@ pub struct Request {
     pub body: Bytes,
 }
 
-#[derive(Default)]
+/// Decides a status from the request body (after the script ran out).
+type Responder = Box<dyn FnMut(&[u8]) -> u16 + Send>;
+
 struct Inner {
     requests: Vec<Request>,
-    /// Statuses to answer with, in order; 200 once they run out.
+    /// Statuses to answer with, in order; then `responder` decides (200 without one).
     script: VecDeque<u16>,
+    responder: Option<Responder>,
 }
 
 #[derive(Clone)]
@@ -36,9 +39,19 @@ pub struct Fake {
 impl Fake {
     /// Serves `POST /hook`, answering with `script` in order, then 200.
     pub async fn start(script: &[u16]) -> Fake {
+        Self::serve(script, None).await
+    }
+
+    /// Serves `POST /hook`, answering with whatever `responder` says for each body.
+    pub async fn respond_with(responder: impl FnMut(&[u8]) -> u16 + Send + 'static) -> Fake {
+        Self::serve(&[], Some(Box::new(responder))).await
+    }
+
+    async fn serve(script: &[u16], responder: Option<Responder>) -> Fake {
         let inner = Arc::new(Mutex::new(Inner {
             requests: Vec::new(),
             script: script.iter().copied().collect(),
+            responder,
         }));
         let arrived = Arc::new(Notify::new());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -87,8 +100,12 @@ async fn handle(
 ) -> impl IntoResponse {
     let status = {
         let mut i = inner.lock().unwrap();
+        let status = match i.script.pop_front() {
+            Some(s) => s,
+            None => i.responder.as_mut().map_or(200, |r| r(&body)),
+        };
         i.requests.push(Request { headers, body });
-        i.script.pop_front().unwrap_or(200)
+        status
     };
     arrived.notify_waiters();
     (StatusCode::from_u16(status).unwrap(), "{}")

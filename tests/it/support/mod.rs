@@ -44,3 +44,27 @@ where
     })
     .await
 }
+
+/// A listener that records how often it handled each event, keyed by `data.i`.
+#[derive(Default)]
+pub struct Recorder {
+    pub ids: std::sync::Mutex<std::collections::HashMap<u64, u32>>,
+}
+
+impl ::herald::listeners::Listener for Recorder {
+    fn handle<'a>(
+        &'a self,
+        event: &'a ::herald::listeners::Event<'a>,
+    ) -> futures::future::BoxFuture<'a, ::herald::delivery::DeliveryResult> {
+        Box::pin(async move {
+            let v: serde_json::Value = serde_json::from_str(event.data.get()).unwrap();
+            *self
+                .ids
+                .lock()
+                .unwrap()
+                .entry(v["i"].as_u64().unwrap())
+                .or_default() += 1;
+            Ok(())
+        })
+    }
+}
