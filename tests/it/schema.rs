@@ -3,11 +3,12 @@
 //! under both.
 
 use bytes::Bytes;
-use herald::envelope::{decode, Limits};
+use herald::envelope::{Limits, decode};
 use serde_json::Value;
 
 fn schema() -> jsonschema::Validator {
-    let schema: Value = serde_json::from_str(include_str!("../../config/envelope.schema.json")).unwrap();
+    let schema: Value =
+        serde_json::from_str(include_str!("../../config/envelope.schema.json")).unwrap();
     jsonschema::validator_for(&schema).expect("the schema itself is valid")
 }
 
@@ -29,7 +30,10 @@ fn readme_examples() -> Vec<String> {
 fn readme_envelope_examples_validate_against_the_schema_and_decode() {
     let validator = schema();
     let examples = readme_examples();
-    assert!(examples.len() >= 3, "the README should show envelope examples");
+    assert!(
+        examples.len() >= 3,
+        "the README should show envelope examples"
+    );
     for example in examples {
         let v: Value = serde_json::from_str(&example).unwrap_or_else(|e| panic!("{e}: {example}"));
         let errors: Vec<String> = validator.iter_errors(&v).map(|e| e.to_string()).collect();
@@ -55,6 +59,9 @@ fn bad_envelopes_are_invalid_under_the_schema_and_rejected_by_herald() {
     ] {
         let v: Value = serde_json::from_str(bad).unwrap();
         assert!(!validator.is_valid(&v), "schema accepts {bad}");
-        assert!(decode(Bytes::from(bad), &Limits::default()).is_err(), "herald accepts {bad}");
+        assert!(
+            decode(Bytes::from(bad), &Limits::default()).is_err(),
+            "herald accepts {bad}"
+        );
     }
 }
