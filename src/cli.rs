@@ -63,6 +63,33 @@ enum Command {
     },
     /// Apply pending keyspace migrations.
     Migrate,
+    /// Measure throughput, latency and memory on the W1 workload against REDIS_URL.
+    Bench {
+        /// Envelopes in the throughput run.
+        #[arg(long, default_value_t = 100_000)]
+        events: usize,
+        /// Envelopes per second in the latency run.
+        #[arg(long, default_value_t = 2000)]
+        rate: u32,
+        /// Length of the latency run, e.g. 10s.
+        #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+        duration: std::time::Duration,
+        /// Worker tasks (default: the config's worker.concurrency).
+        #[arg(long)]
+        concurrency: Option<usize>,
+        /// Envelopes per reserve (default: the config's worker.batch_size).
+        #[arg(long)]
+        batch_size: Option<usize>,
+        /// Envelope size in bytes (W1 is ~330).
+        #[arg(long, default_value_t = 330)]
+        payload_bytes: usize,
+        /// Also run W1 through the Pusher broadcaster against a local fake Pusher server.
+        #[arg(long)]
+        pusher: bool,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Validate the config and print it as herald sees it, secrets masked.
     CheckConfig {
         /// Also check that Redis answers.
@@ -232,6 +259,38 @@ pub async fn dispatch(args: Args) -> Result<i32> {
             reachable(&redis, &config).await?;
             let q = queue_for(&config, &redis, queue.as_deref());
             failed(&q, action).await
+        }
+        Command::Bench {
+            events,
+            rate,
+            duration,
+            concurrency,
+            batch_size,
+            payload_bytes,
+            pusher,
+            json,
+        } => {
+            let redis = open_redis(&config)?;
+            reachable(&redis, &config).await?;
+            let options = herald::bench::Options {
+                redis_url: config.redis.url.clone(),
+                events,
+                rate,
+                duration,
+                concurrency: concurrency.unwrap_or(config.worker.concurrency),
+                batch_size: batch_size.unwrap_or(config.worker.batch_size),
+                payload_bytes,
+                pusher,
+                exe: std::env::current_exe().context("locating the herald binary")?,
+                progress: !json && std::io::IsTerminal::is_terminal(&std::io::stderr()),
+            };
+            let report = herald::bench::run(&options).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{}", report.table());
+            }
+            Ok(0)
         }
         Command::Migrate => {
             let redis = open_redis(&config)?;

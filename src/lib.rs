@@ -17,10 +17,12 @@
 //! - [`worker`]: the loop that calls the stages above, in order, and the maintenance loop.
 //!
 //! Around them: [`config`], [`metrics`], [`admin`] (`/metrics`, `/healthz`, `/readyz`),
-//! [`migrate`] (keyspace versions), [`shutdown`] (signals), [`testing`] (local fakes for tests
-//! and benchmarks), and [`Herald::run`], which wires it all up and drains on shutdown.
+//! [`migrate`] (keyspace versions), [`shutdown`] (signals), [`bench`] (`herald bench`),
+//! [`testing`] (local fakes for tests and benchmarks), and [`Herald::run`], which wires it all
+//! up and drains on shutdown.
 
 pub mod admin;
+pub mod bench;
 pub mod broadcast;
 pub mod config;
 pub mod delivery;

@@ -23,6 +23,27 @@ const AGE_BUCKETS: &[f64] = &[
     300.0, 900.0, 3600.0,
 ];
 
+/// Dead-letter reason codes known at build time. Their counters exist at 0 from the start, so
+/// `increase()` in an alert sees the very first dead letter of each reason (a counter that
+/// appears at 1 has no earlier sample to increase from).
+pub const DEAD_LETTER_REASONS: &[&str] = &[
+    "payload_too_large",
+    "invalid_json",
+    "not_an_object",
+    "missing_field",
+    "invalid_field",
+    "event_name_too_long",
+    "bad_channel",
+    "unknown_event",
+    "unknown_connection",
+    "bad_template",
+    "no_route",
+    "retries_exhausted",
+    "redelivered_too_often",
+    "http_4xx",
+    "listener_failed",
+];
+
 /// The metric set of one herald instance.
 pub struct Metrics {
     registry: Registry,
@@ -122,7 +143,7 @@ impl Metrics {
         )
         .expect("valid metric");
         r.register(Box::new(up.clone())).expect("registered once");
-        Metrics {
+        let m = Metrics {
             events_received: counter(
                 &r,
                 "herald_events_received_total",
@@ -213,7 +234,11 @@ impl Metrics {
             live_processes,
             up,
             registry: r,
+        };
+        for reason in DEAD_LETTER_REASONS {
+            m.dead_letters.with_label_values(&[reason]).inc_by(0);
         }
+        m
     }
 
     /// The text exposition of every metric.

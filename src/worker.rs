@@ -331,14 +331,10 @@ pub async fn run_task(
                         r = queue.wait(waiter, &processing, shared.block_timeout) => r?,
                     };
                     let Some(first) = first else { return Ok(()) };
+                    // Process the envelope that woke us at once: asking for more would cost a
+                    // round trip on every pickup from an idle queue; under load, the next
+                    // iteration reserves a full batch anyway.
                     batch.push(first);
-                    if shared.batch_size > 1 {
-                        batch.extend(
-                            queue
-                                .reserve(conn, &processing, shared.batch_size - 1)
-                                .await?,
-                        );
-                    }
                 }
                 let n = batch.len();
                 metrics.received(&name, n);

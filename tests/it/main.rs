@@ -16,5 +16,7 @@ mod pusher;
 mod reliability;
 /// Per-delivery retries, dead letters and `herald failed retry`.
 mod retries;
+/// `herald bench` runs and reports.
+mod bench;
 /// The envelope JSON Schema and the README's examples.
 mod schema;

@@ -1,0 +1,77 @@
+//! Micro-benchmarks of the per-event hot path (criterion): envelope decode, routing, the
+//! Laravel message encode, and the settle decision. `cargo bench --bench hot_path`.
+//! End-to-end numbers come from `herald bench`, not from here.
+
+use std::hint::black_box;
+
+use bytes::Bytes;
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use herald::bench::w1_envelope;
+use herald::broadcast::laravel_message;
+use herald::config::Config;
+use herald::delivery::{DeliveryError, DeliveryId};
+use herald::envelope::{Limits, decode};
+use herald::registry::Registry;
+use herald::settle::{Clock, decide};
+
+fn hot_path(c: &mut Criterion) {
+    let raw = Bytes::from(w1_envelope(42, 330, None));
+    let limits = Limits::default();
+    let mut g = c.benchmark_group("per_event");
+    g.throughput(Throughput::Elements(1));
+
+    g.bench_function("envelope_decode", |b| {
+        b.iter(|| decode(black_box(raw.clone()), &limits).unwrap())
+    });
+
+    let config = Config::parse(
+        "[events.\"App\\\\Events\\\\OrderShipped\"]\nbroadcast_as = \"order.shipped\"\n",
+        "bench",
+        &|_| None,
+    )
+    .unwrap();
+    let registry = Registry::new(
+        &config,
+        Vec::new(),
+        config.broadcasting.connections.keys().cloned().collect(),
+    );
+    let env = decode(raw.clone(), &limits).unwrap();
+    g.bench_function("registry_plan", |b| {
+        b.iter(|| registry.plan(black_box(&env)).unwrap())
+    });
+
+    g.bench_function("laravel_message_encode", |b| {
+        b.iter(|| {
+            laravel_message(
+                black_box("App\\Events\\OrderShipped"),
+                black_box(&env.data),
+                None,
+            )
+        })
+    });
+    g.bench_function("laravel_message_encode_with_socket", |b| {
+        b.iter(|| laravel_message(black_box("E"), black_box(&env.data), Some("123.456")))
+    });
+
+    let ok = [(DeliveryId::Broadcast("redis".into()), Ok(()))];
+    let policy = config.retry.clone();
+    let clock = Clock { now_ms: 1 };
+    g.bench_function("settle_decide_ack", |b| {
+        b.iter(|| decide("q", black_box(&env), black_box(&ok), &policy, clock))
+    });
+    let failed = [(
+        DeliveryId::Broadcast("pusher".into()),
+        Err(DeliveryError::Http {
+            status: 503,
+            body: String::new(),
+            retry_after: None,
+        }),
+    )];
+    g.bench_function("settle_decide_retry", |b| {
+        b.iter(|| decide("q", black_box(&env), black_box(&failed), &policy, clock))
+    });
+    g.finish();
+}
+
+criterion_group!(benches, hot_path);
+criterion_main!(benches);
