@@ -338,6 +338,8 @@ pub enum ConnectionConfig {
     Log,
     /// Accept and drop (Laravel's `null` driver).
     Null,
+    /// The Pusher Channels HTTP API: Pusher itself, soketi, sockudo, Laravel Reverb.
+    Pusher(Box<PusherConfig>),
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -347,6 +349,264 @@ pub struct RedisConnectionConfig {
     pub url: Option<String>,
     /// Channel prefix; defaults to `redis.prefix` (Laravel publishes with the database prefix).
     pub prefix: Option<String>,
+}
+
+/// A Pusher Channels HTTP API connection (`driver = "pusher"`). The shipped config reads
+/// Laravel's own variables (`PUSHER_APP_ID`, `PUSHER_APP_KEY`, `PUSHER_APP_SECRET`,
+/// `PUSHER_APP_CLUSTER`, `PUSHER_HOST`, `PUSHER_PORT`, `PUSHER_SCHEME`); docs/pusher.md has
+/// set-ups for Pusher, soketi, sockudo and Reverb.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PusherConfig {
+    /// `PUSHER_APP_ID`. Required when the connection is used.
+    #[serde(deserialize_with = "lenient::string")]
+    pub app_id: String,
+    /// `PUSHER_APP_KEY` (public). Required when the connection is used.
+    #[serde(deserialize_with = "lenient::string")]
+    pub key: String,
+    /// `PUSHER_APP_SECRET`: signs every request; never printed. Required when used.
+    #[serde(deserialize_with = "lenient::string")]
+    pub secret: String,
+    /// `PUSHER_APP_CLUSTER`: with no `host`, requests go to `api-{cluster}.pusher.com`.
+    #[serde(deserialize_with = "lenient::string")]
+    pub cluster: String,
+    /// `PUSHER_HOST`: a host name or address (no scheme, no path) for soketi, sockudo, Reverb.
+    #[serde(deserialize_with = "lenient::string")]
+    pub host: String,
+    /// `PUSHER_PORT`; empty means the scheme's default.
+    #[serde(with = "lenient::port")]
+    pub port: Option<u16>,
+    /// `PUSHER_SCHEME`: `https` (default) or `http`.
+    #[serde(deserialize_with = "lenient::string")]
+    pub scheme: String,
+    /// 32 bytes, base64: enables `private-encrypted-*` channels (end-to-end encryption).
+    #[serde(deserialize_with = "lenient::string")]
+    pub encryption_master_key_base64: String,
+    /// Time bound of one HTTP request, connecting included.
+    #[serde(with = "duration")]
+    pub timeout: Duration,
+    /// Time bound of opening a connection.
+    #[serde(with = "duration")]
+    pub connect_timeout: Duration,
+    /// Requests in flight at once on this connection, across all worker tasks of the process.
+    pub max_concurrent_requests: usize,
+    /// Largest `data` string per event, in bytes (Pusher: 10 KB; soketi and sockudo: 100 KB).
+    pub max_data_bytes: usize,
+    /// Channels per `/events` request (Pusher: 100); events with more are sent in chunks.
+    pub max_channels_per_request: usize,
+    /// Events per `/batch_events` request (Pusher: 10).
+    pub max_batch_size: usize,
+    /// Longest channel name, in characters (Pusher: 164; soketi 200; sockudo 100).
+    pub max_channel_name: usize,
+    /// Longest event name, in characters (Pusher: 200).
+    pub max_event_name: usize,
+    /// Consecutive failing requests (5xx, 429, timeouts, connection errors) that open the
+    /// circuit shared by every replica; 0 disables the circuit.
+    pub circuit_failures: u32,
+    /// How long an open circuit defers deliveries before one probe request may close it.
+    #[serde(with = "duration")]
+    pub circuit_open_for: Duration,
+    /// Send an `idempotency_key` per event, so servers that honour it (sockudo) drop a retried
+    /// duplicate; others ignore the field.
+    pub idempotency: bool,
+}
+
+impl Default for PusherConfig {
+    fn default() -> Self {
+        PusherConfig {
+            app_id: String::new(),
+            key: String::new(),
+            secret: String::new(),
+            cluster: "mt1".into(),
+            host: String::new(),
+            port: None,
+            scheme: "https".into(),
+            encryption_master_key_base64: String::new(),
+            timeout: Duration::from_secs(10),
+            connect_timeout: Duration::from_secs(5),
+            max_concurrent_requests: 16,
+            max_data_bytes: 10 * 1024,
+            max_channels_per_request: 100,
+            max_batch_size: 10,
+            max_channel_name: 164,
+            max_event_name: 200,
+            circuit_failures: 5,
+            circuit_open_for: Duration::from_secs(15),
+            idempotency: true,
+        }
+    }
+}
+
+impl PusherConfig {
+    /// The host requests go to: `host`, or `api-{cluster}.pusher.com`.
+    pub fn effective_host(&self) -> String {
+        if self.host.is_empty() {
+            format!("api-{}.pusher.com", self.cluster)
+        } else {
+            self.host.clone()
+        }
+    }
+
+    /// `scheme://host[:port]`, without a trailing slash.
+    pub fn base_url(&self) -> String {
+        match self.port {
+            Some(port) => format!("{}://{}:{port}", self.scheme, self.effective_host()),
+            None => format!("{}://{}", self.scheme, self.effective_host()),
+        }
+    }
+
+    /// Checks the connection at `key`; `used_by` names a setting that routes events to it, in
+    /// which case the credentials are required.
+    fn validate(&self, key: &str, used_by: Option<&str>) -> Result<(), ConfigError> {
+        if let Some(used_by) = used_by {
+            for (field, value, var) in [
+                ("app_id", &self.app_id, "PUSHER_APP_ID"),
+                ("key", &self.key, "PUSHER_APP_KEY"),
+                ("secret", &self.secret, "PUSHER_APP_SECRET"),
+            ] {
+                if value.is_empty() {
+                    return Err(invalid(
+                        format!("{key}.{field}"),
+                        format!(
+                            "must be set ({var} in the shipped config) because {used_by} uses this connection"
+                        ),
+                    ));
+                }
+            }
+        }
+        // Both go into the URL and the signed query unescaped, as the official libraries send them.
+        for (field, value) in [("app_id", &self.app_id), ("key", &self.key)] {
+            if !value
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+            {
+                return Err(invalid(
+                    format!("{key}.{field}"),
+                    "may only contain A-Z a-z 0-9 - _ .",
+                ));
+            }
+        }
+        if self.scheme != "http" && self.scheme != "https" {
+            return Err(invalid(
+                format!("{key}.scheme"),
+                format!("{:?} is not http or https", self.scheme),
+            ));
+        }
+        if self.host.contains("://") || self.host.contains('/') {
+            return Err(invalid(
+                format!("{key}.host"),
+                format!(
+                    "{:?} must be a host name only; put the scheme in `scheme` and the port in `port`",
+                    self.host
+                ),
+            ));
+        }
+        if self.host.is_empty() && self.cluster.is_empty() {
+            return Err(invalid(
+                format!("{key}.cluster"),
+                "set either host or cluster",
+            ));
+        }
+        if self.port == Some(0) {
+            return Err(invalid(format!("{key}.port"), "must be 1-65535"));
+        }
+        if reqwest::Url::parse(&self.base_url()).is_err() {
+            return Err(invalid(
+                format!("{key}.host"),
+                format!("{:?} does not make a valid URL", self.base_url()),
+            ));
+        }
+        if !self.encryption_master_key_base64.is_empty() {
+            use base64::Engine as _;
+            let len = base64::engine::general_purpose::STANDARD
+                .decode(self.encryption_master_key_base64.trim())
+                .map(|k| k.len());
+            if len != Ok(32) {
+                return Err(invalid(
+                    format!("{key}.encryption_master_key_base64"),
+                    "must be 32 bytes in base64 (e.g. `openssl rand -base64 32`)",
+                ));
+            }
+        }
+        if self.timeout.is_zero() || self.connect_timeout.is_zero() {
+            return Err(invalid(
+                format!("{key}.timeout"),
+                "timeout and connect_timeout must be above zero",
+            ));
+        }
+        for (field, v) in [
+            ("max_concurrent_requests", self.max_concurrent_requests),
+            ("max_data_bytes", self.max_data_bytes),
+            ("max_channels_per_request", self.max_channels_per_request),
+            ("max_batch_size", self.max_batch_size),
+            ("max_channel_name", self.max_channel_name),
+            ("max_event_name", self.max_event_name),
+        ] {
+            if v == 0 {
+                return Err(invalid(format!("{key}.{field}"), "must be at least 1"));
+            }
+        }
+        if self.circuit_failures > 0 && self.circuit_open_for < Duration::from_millis(100) {
+            return Err(invalid(
+                format!("{key}.circuit_open_for"),
+                "must be at least 100ms",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Values that `${VAR}` expansion may have turned into numbers or left empty.
+mod lenient {
+    use serde::{Deserialize, Deserializer, Serializer, de};
+
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Scalar {
+        Str(String),
+        Int(i64),
+        Float(f64),
+        Bool(bool),
+    }
+
+    /// A string, also accepting what `${VAR}` expansion typed as a number or boolean
+    /// (`PUSHER_APP_ID=12345` becomes the integer 12345).
+    pub fn string<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+        Ok(match Scalar::deserialize(d)? {
+            Scalar::Str(s) => s,
+            Scalar::Int(i) => i.to_string(),
+            Scalar::Float(f) => f.to_string(),
+            Scalar::Bool(b) => b.to_string(),
+        })
+    }
+
+    /// A port: an integer, a numeric string, or empty (`PUSHER_PORT` unset) for none.
+    pub mod port {
+        use super::*;
+
+        pub fn serialize<S: Serializer>(p: &Option<u16>, s: S) -> Result<S::Ok, S::Error> {
+            match p {
+                Some(p) => s.serialize_u16(*p),
+                None => s.serialize_none(),
+            }
+        }
+
+        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u16>, D::Error> {
+            let bad = |v: &dyn std::fmt::Display| {
+                de::Error::custom(format!(
+                    "port {v} is not a number from 1 to 65535 (or empty)"
+                ))
+            };
+            match Option::<Scalar>::deserialize(d)? {
+                None => Ok(None),
+                Some(Scalar::Str(s)) if s.trim().is_empty() => Ok(None),
+                Some(Scalar::Str(s)) => s.trim().parse().map(Some).map_err(|_| bad(&s)),
+                Some(Scalar::Int(i)) => u16::try_from(i).map(Some).map_err(|_| bad(&i)),
+                Some(Scalar::Float(f)) => Err(bad(&f)),
+                Some(Scalar::Bool(b)) => Err(bad(&b)),
+            }
+        }
+    }
 }
 
 /// One listener; `type` picks the kind.
@@ -525,6 +785,20 @@ impl Config {
                         "not a redis:// URL",
                     )
                 })?;
+            }
+            if let ConnectionConfig::Pusher(p) = c {
+                let used_by = if self.broadcasting.default.contains(name) {
+                    Some("broadcasting.default".to_string())
+                } else {
+                    self.events
+                        .iter()
+                        .find(|(_, e)| e.connections.as_ref().is_some_and(|c| c.contains(name)))
+                        .map(|(event, _)| format!("events.{event:?}.connections"))
+                };
+                p.validate(
+                    &format!("broadcasting.connections.{name}"),
+                    used_by.as_deref(),
+                )?;
             }
         }
         for (name, l) in &self.listeners {
@@ -962,6 +1236,123 @@ mod tests {
             err.contains("events.\"E\".listeners") && err.contains("nope"),
             "{err}"
         );
+    }
+
+    const PUSHER_SECTION: &str = r#"
+        [broadcasting.connections.redis]
+        driver = "redis"
+        [broadcasting.connections.pusher]
+        driver = "pusher"
+        app_id = "${PUSHER_APP_ID:-}"
+        key = "${PUSHER_APP_KEY:-}"
+        secret = "${PUSHER_APP_SECRET:-}"
+        cluster = "${PUSHER_APP_CLUSTER:-mt1}"
+        host = "${PUSHER_HOST:-}"
+        port = "${PUSHER_PORT:-}"
+        scheme = "${PUSHER_SCHEME:-https}"
+        encryption_master_key_base64 = "${PUSHER_ENCRYPTION_MASTER_KEY_BASE64:-}"
+    "#;
+
+    fn pusher(c: &Config) -> &PusherConfig {
+        match &c.broadcasting.connections["pusher"] {
+            ConnectionConfig::Pusher(p) => p,
+            other => panic!("not a pusher connection: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn pusher_reads_laravels_variables_and_is_optional_until_used() {
+        // Unset variables: valid, because nothing routes to the connection.
+        let c = parse(PUSHER_SECTION, &[]).unwrap();
+        let p = pusher(&c);
+        assert_eq!((p.app_id.as_str(), p.port), ("", None));
+        assert_eq!(p.base_url(), "https://api-mt1.pusher.com");
+        assert_eq!(p.max_data_bytes, 10240);
+
+        // Numeric variables come back as strings and ports.
+        let c = parse(
+            PUSHER_SECTION,
+            &[
+                ("PUSHER_APP_ID", "12345"),
+                ("PUSHER_APP_KEY", "k"),
+                ("PUSHER_APP_SECRET", "s"),
+                ("PUSHER_HOST", "127.0.0.1"),
+                ("PUSHER_PORT", "6001"),
+                ("PUSHER_SCHEME", "http"),
+                ("BROADCAST_CONNECTION", "redis,pusher"),
+            ],
+        )
+        .unwrap();
+        let p = pusher(&c);
+        assert_eq!(p.app_id, "12345");
+        assert_eq!(p.base_url(), "http://127.0.0.1:6001");
+
+        // Used but without credentials: the error names the key, the variable and the user.
+        let err = parse(PUSHER_SECTION, &[("BROADCAST_CONNECTION", "pusher")])
+            .unwrap_err()
+            .to_string();
+        for needle in [
+            "broadcasting.connections.pusher.app_id",
+            "PUSHER_APP_ID",
+            "broadcasting.default",
+        ] {
+            assert!(err.contains(needle), "{err:?} should mention {needle:?}");
+        }
+        let text = format!("{PUSHER_SECTION}\n[events.E]\nconnections = [\"pusher\"]\n");
+        let err = Config::parse(&text, "t", &env_of(&[("PUSHER_APP_ID", "1")]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("pusher.key") && err.contains("events.\"E\".connections"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn pusher_settings_are_checked() {
+        let base =
+            "[broadcasting]\ndefault = []\n[broadcasting.connections.p]\ndriver = \"pusher\"\n";
+        check_error(
+            &format!("{base}host = \"https://soketi.test\"\n"),
+            &["broadcasting.connections.p.host", "scheme"],
+        );
+        check_error(
+            &format!("{base}scheme = \"ws\"\n"),
+            &["broadcasting.connections.p.scheme"],
+        );
+        check_error(&format!("{base}port = \"80a\"\n"), &["80a"]);
+        check_error(&format!("{base}port = 70000\n"), &["70000"]);
+        check_error(
+            &format!("{base}encryption_master_key_base64 = \"c2hvcnQ=\"\n"),
+            &["encryption_master_key_base64", "32 bytes"],
+        );
+        check_error(
+            &format!("{base}max_batch_size = 0\n"),
+            &["p.max_batch_size"],
+        );
+        check_error(&format!("{base}colour = 1\n"), &["colour"]);
+    }
+
+    #[test]
+    fn check_config_masks_pusher_secrets() {
+        let c = parse(
+            PUSHER_SECTION,
+            &[
+                ("PUSHER_APP_SECRET", "pusher-s3cret"),
+                (
+                    "PUSHER_ENCRYPTION_MASTER_KEY_BASE64",
+                    "ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8=",
+                ),
+                ("PUSHER_PORT", "6001"),
+            ],
+        )
+        .unwrap();
+        let out = c.to_masked_toml();
+        assert!(
+            !out.contains("pusher-s3cret") && !out.contains("ICEiIyQl"),
+            "{out}"
+        );
+        assert!(out.contains("port = 6001"), "{out}");
     }
 
     #[test]

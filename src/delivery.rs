@@ -67,8 +67,12 @@ pub enum DeliveryError {
     #[error("redis: {0}")]
     Redis(String),
     /// The remote is known to be failing (open circuit); the delivery was not attempted.
-    #[error("{0}")]
-    Deferred(String),
+    #[error("{reason}")]
+    Deferred {
+        reason: String,
+        /// When the circuit may let a request through again.
+        retry_after: Option<Duration>,
+    },
     /// The event can never be delivered by this sink as it is (too large, bad channel for this
     /// sink, …). Fatal: retrying cannot help.
     #[error("{reason}")]
@@ -86,7 +90,7 @@ impl DeliveryError {
             DeliveryError::Timeout(_)
             | DeliveryError::Connect(_)
             | DeliveryError::Redis(_)
-            | DeliveryError::Deferred(_) => true,
+            | DeliveryError::Deferred { .. } => true,
             DeliveryError::Http { status, .. } => {
                 *status == 408 || *status == 429 || *status >= 500
             }
@@ -98,7 +102,8 @@ impl DeliveryError {
     /// The earliest the remote asked us to come back, when it said so.
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
-            DeliveryError::Http { retry_after, .. } => *retry_after,
+            DeliveryError::Http { retry_after, .. }
+            | DeliveryError::Deferred { retry_after, .. } => *retry_after,
             _ => None,
         }
     }
@@ -112,7 +117,7 @@ impl DeliveryError {
             DeliveryError::Http { status, .. } if *status >= 500 => "http_5xx",
             DeliveryError::Http { .. } => "http_4xx",
             DeliveryError::Redis(_) => "redis",
-            DeliveryError::Deferred(_) => "circuit_open",
+            DeliveryError::Deferred { .. } => "circuit_open",
             DeliveryError::Invalid { code, .. } => code,
             DeliveryError::Custom {
                 retryable: true, ..

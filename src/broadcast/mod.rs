@@ -3,11 +3,13 @@
 //!
 //! Owns: the closed set of drivers ([`Broadcaster`]), the outgoing message view ([`Message`]),
 //! and sending a whole batch per connection at once, so each driver can batch (pipelined
-//! `PUBLISH` for Redis). Does not own: which connections and channels an event gets (`registry`)
-//! or retries (`settle`): a driver returns one outcome per message and nothing more.
+//! `PUBLISH` for Redis, `batch_events` for Pusher). Does not own: which connections and
+//! channels an event gets (`registry`) or retries (`settle`): a driver returns one outcome per
+//! message and nothing more.
 //!
 //! **Invariant:** only this module serializes the outgoing wire formats.
 
+pub mod pusher;
 mod redis;
 
 use std::sync::Arc;
@@ -19,6 +21,7 @@ use crate::delivery::DeliveryResult;
 use crate::metrics::Metrics;
 use crate::queue::Redis;
 
+pub use self::pusher::PusherBroadcaster;
 pub use self::redis::{RedisBroadcaster, laravel_message};
 
 /// One event to broadcast on one connection.
@@ -39,6 +42,8 @@ pub struct Message<'a> {
 pub enum Broadcaster {
     /// Redis pub/sub in Laravel's RedisBroadcaster format.
     Redis(RedisBroadcaster),
+    /// The Pusher Channels HTTP API (Pusher, soketi, sockudo, Reverb).
+    Pusher(Box<PusherBroadcaster>),
     /// Logs each message at info level.
     Log,
     /// Accepts and drops (Laravel's `null` driver).
@@ -50,6 +55,7 @@ impl Broadcaster {
     pub async fn send(&self, batch: &[Message<'_>]) -> Vec<DeliveryResult> {
         match self {
             Broadcaster::Redis(r) => r.send(batch).await,
+            Broadcaster::Pusher(p) => p.send(batch).await,
             Broadcaster::Log => batch
                 .iter()
                 .map(|m| {
@@ -76,7 +82,6 @@ pub fn build(
     pool_size: usize,
     metrics: &Arc<Metrics>,
 ) -> Result<Vec<(String, Arc<Broadcaster>)>, ::redis::RedisError> {
-    let _ = metrics; // used by drivers that report their own metrics (Pusher)
     config
         .broadcasting
         .connections
@@ -94,6 +99,16 @@ pub fn build(
                         .unwrap_or_else(|| config.redis.prefix.clone());
                     Broadcaster::Redis(RedisBroadcaster::new(redis, prefix))
                 }
+                ConnectionConfig::Pusher(p) => Broadcaster::Pusher(Box::new(
+                    PusherBroadcaster::new(name, p, main.clone(), &config.redis.prefix, metrics)
+                        .map_err(|e| {
+                            ::redis::RedisError::from((
+                                ::redis::ErrorKind::Client,
+                                "pusher connection",
+                                format!("{name}: {e}"),
+                            ))
+                        })?,
+                )),
                 ConnectionConfig::Log => Broadcaster::Log,
                 ConnectionConfig::Null => Broadcaster::Null,
             };

@@ -1,0 +1,590 @@
+//! The `pusher` broadcaster: the Pusher Channels HTTP API (Pusher, soketi, sockudo, Reverb).
+//!
+//! Owns: turning one `send(&[Message])` call (every message of a reserved batch bound for this
+//! connection) into as few signed HTTP requests as the API allows, sent concurrently on one
+//! kept-alive connection pool, and one outcome per message:
+//!
+//! 1. [`batch::plan`]: Laravel's mapping and the limits, checked before sending. A message that
+//!    breaks one is a fatal `Invalid` outcome and no request carries it.
+//! 2. [`progress`]: units that an earlier attempt already delivered are skipped.
+//! 3. [`circuit`]: while the shared circuit is open nothing is sent (retryable `Deferred`);
+//!    when it half-opens, one request probes first.
+//! 4. Requests: `/batch_events` (≤ `max_batch_size` single-channel events) and `/events`
+//!    (one event, ≤ `max_channels_per_request` channels), signed per [`sign`]. A 400/413/422
+//!    answer to a multi-event request is bisected until the offending event is alone, so only
+//!    it fails, with the server's message.
+//! 5. Outcomes: 2xx is success (`{}` or `{"ok":true}`; a 2xx whose body is soketi's
+//!    `{"error":…,"code":4xx}` is that error), 429 retries after `Retry-After`, 5xx, timeouts
+//!    and connection errors retry, other 4xx are fatal. An event split over several requests
+//!    succeeds only when all of them did; the parts that succeeded are recorded, not resent.
+//!
+//! Does not own: retry scheduling (`settle`), routing (`registry`), or the other sinks of the
+//! same event: a failed Pusher delivery is retried alone.
+//!
+//! Per request herald counts `herald_pusher_requests_total{connection,status}` and keeps
+//! `herald_circuit_open{connection}` current.
+
+pub mod batch;
+pub mod circuit;
+pub mod crypto;
+pub mod progress;
+pub mod sign;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::future::{BoxFuture, join_all};
+use tokio::sync::Semaphore;
+
+use self::batch::{Settings, Unit};
+use self::circuit::{Admit, Circuit};
+use self::crypto::MasterKey;
+use self::progress::Progress;
+use super::Message;
+use crate::config::PusherConfig;
+use crate::delivery::{DeliveryError, DeliveryResult};
+use crate::metrics::Metrics;
+use crate::queue::{GlobalKeys, Redis};
+
+/// Most of an answer's body kept for error messages.
+const MAX_ERROR_BODY: usize = 4096;
+/// Longest `Retry-After` honoured.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
+
+/// One Pusher connection. Shared by every worker task of the process.
+pub struct PusherBroadcaster {
+    name: String,
+    client: reqwest::Client,
+    /// `scheme://host[:port]`.
+    base_url: String,
+    /// `/apps/<app_id>`.
+    app_path: String,
+    key: String,
+    secret: String,
+    /// app_id, key and secret are all set.
+    configured: bool,
+    timeout: Duration,
+    settings: Settings,
+    master: Option<MasterKey>,
+    permits: Semaphore,
+    circuit: Circuit,
+    progress: Progress,
+    metrics: Arc<Metrics>,
+}
+
+impl PusherBroadcaster {
+    /// Builds connection `name`. `redis` holds the circuit and the delivery record (the queue's
+    /// Redis, under `key_prefix`). Fails only if the HTTP client cannot be built.
+    pub fn new(
+        name: &str,
+        config: &PusherConfig,
+        redis: Redis,
+        key_prefix: &str,
+        metrics: &Arc<Metrics>,
+    ) -> Result<PusherBroadcaster, String> {
+        let client = reqwest::Client::builder()
+            .timeout(config.timeout)
+            .connect_timeout(config.connect_timeout)
+            .pool_idle_timeout(Duration::from_secs(90))
+            .pool_max_idle_per_host(config.max_concurrent_requests)
+            .tcp_nodelay(true)
+            // A redirect would be followed without the signed query's path: report it instead.
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("herald/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+        // Validated by config; an invalid key here only disables encrypted channels.
+        let master = (!config.encryption_master_key_base64.is_empty())
+            .then(|| MasterKey::from_base64(&config.encryption_master_key_base64).ok())
+            .flatten();
+        let circuit = Circuit::new(
+            redis.clone(),
+            name,
+            GlobalKeys::new(key_prefix).circuit(name),
+            config.circuit_failures,
+            config.circuit_open_for,
+            config.timeout,
+            metrics.clone(),
+        );
+        Ok(PusherBroadcaster {
+            name: name.to_string(),
+            client,
+            base_url: config.base_url(),
+            app_path: format!("/apps/{}", config.app_id),
+            key: config.key.clone(),
+            secret: config.secret.clone(),
+            configured: !config.app_id.is_empty()
+                && !config.key.is_empty()
+                && !config.secret.is_empty(),
+            timeout: config.timeout,
+            settings: Settings {
+                connection: name.to_string(),
+                max_data_bytes: config.max_data_bytes,
+                max_channels_per_request: config.max_channels_per_request,
+                max_batch_size: config.max_batch_size,
+                max_channel_name: config.max_channel_name,
+                max_event_name: config.max_event_name,
+                idempotency: config.idempotency,
+            },
+            master,
+            permits: Semaphore::new(config.max_concurrent_requests.max(1)),
+            circuit,
+            progress: Progress::new(redis, key_prefix, name),
+            metrics: metrics.clone(),
+        })
+    }
+
+    /// Broadcasts a batch; one outcome per message, in order.
+    pub async fn send(&self, batch: &[Message<'_>]) -> Vec<DeliveryResult> {
+        let plan = batch::plan(
+            batch,
+            &self.settings,
+            self.master.as_ref(),
+            &mut crypto::random_nonce,
+        );
+        let units = &plan.units;
+        let mut done: Vec<Option<DeliveryResult>> = vec![None; units.len()];
+        if units.is_empty() {
+            return plan.results(&done);
+        }
+        if !self.configured {
+            let e = DeliveryError::Invalid {
+                code: "not_configured",
+                reason: format!(
+                    "connection {:?} has no app_id, key or secret (PUSHER_APP_ID, \
+                     PUSHER_APP_KEY, PUSHER_APP_SECRET)",
+                    self.name
+                ),
+            };
+            done.fill(Some(Err(e)));
+            return plan.results(&done);
+        }
+
+        // Skip what an earlier attempt already delivered.
+        let multi: Vec<(usize, &str)> = plan.multi_unit().collect();
+        let delivered = self.progress.load(&multi).await;
+        for (u, unit) in units.iter().enumerate() {
+            if delivered
+                .get(&unit.msg)
+                .is_some_and(|keys| keys.contains(&unit.key))
+            {
+                done[u] = Some(Ok(()));
+            }
+        }
+        let pending: Vec<usize> = (0..units.len()).filter(|&u| done[u].is_none()).collect();
+        let mut requests = batch::pack(units, &pending, self.settings.max_batch_size);
+
+        let mut outcomes = Vec::new();
+        let admit = if requests.is_empty() {
+            Admit::Closed
+        } else {
+            self.circuit.admit().await
+        };
+        match admit {
+            Admit::Closed => outcomes = self.dispatch_all(units, requests).await,
+            Admit::Open(retry_in) => {
+                let e = self.circuit.deferred(retry_in);
+                outcomes.extend(pending.iter().map(|&u| (u, Err(e.clone()))));
+            }
+            Admit::Probe => {
+                let first = requests.remove(0);
+                let probe = self.dispatch(units, first).await;
+                let failure = probe.iter().find_map(|(_, r)| match r {
+                    Err(e) if circuit::is_failure(e) => Some(e.to_string()),
+                    _ => None,
+                });
+                self.circuit
+                    .probed(failure.is_none(), failure.as_deref().unwrap_or(""))
+                    .await;
+                outcomes = probe;
+                if failure.is_none() {
+                    outcomes.extend(self.dispatch_all(units, requests).await);
+                } else {
+                    let e = self
+                        .circuit
+                        .deferred(self.circuit.open_locally().unwrap_or_default());
+                    let rest = requests.into_iter().flatten();
+                    outcomes.extend(rest.map(|u| (u, Err(e.clone()))));
+                }
+            }
+        }
+        for (u, r) in outcomes {
+            done[u] = Some(r);
+        }
+
+        self.record_progress(&plan, &done, &delivered).await;
+        plan.results(&done)
+    }
+
+    /// Records the delivered units of events that did not complete, and forgets the record of
+    /// events that now did.
+    async fn record_progress(
+        &self,
+        plan: &batch::Plan<'_>,
+        done: &[Option<DeliveryResult>],
+        had_record: &std::collections::HashMap<usize, std::collections::HashSet<String>>,
+    ) {
+        let mut partial: Vec<(&str, Vec<&str>)> = Vec::new();
+        let mut complete: Vec<&str> = Vec::new();
+        for (i, id) in plan.multi_unit() {
+            let Ok(units) = &plan.messages[i] else {
+                continue;
+            };
+            let ok: Vec<&str> = units
+                .iter()
+                .filter(|&&u| matches!(done[u], Some(Ok(()))))
+                .map(|&u| plan.units[u].key.as_str())
+                .collect();
+            if ok.len() == units.len() {
+                if had_record.contains_key(&i) {
+                    complete.push(id);
+                }
+            } else if !ok.is_empty() {
+                partial.push((id, ok));
+            }
+        }
+        self.progress.save(&partial, &complete).await;
+    }
+
+    async fn dispatch_all(
+        &self,
+        units: &[Unit<'_>],
+        requests: Vec<Vec<usize>>,
+    ) -> Vec<(usize, DeliveryResult)> {
+        join_all(requests.into_iter().map(|r| self.dispatch(units, r)))
+            .await
+            .into_iter()
+            .flatten()
+            .collect()
+    }
+
+    /// Sends one request of `req` units; on 400/413/422 with several events, splits it in
+    /// halves until the offending event is alone.
+    fn dispatch<'s>(
+        &'s self,
+        units: &'s [Unit<'s>],
+        req: Vec<usize>,
+    ) -> BoxFuture<'s, Vec<(usize, DeliveryResult)>> {
+        Box::pin(async move {
+            let result = self.request(units, &req).await;
+            self.circuit.observe(&result).await;
+            match result {
+                Err(DeliveryError::Http {
+                    status: 400 | 413 | 422,
+                    ..
+                }) if req.len() > 1 => {
+                    let right = req[req.len() / 2..].to_vec();
+                    let left = req[..req.len() / 2].to_vec();
+                    let (a, b) =
+                        futures::join!(self.dispatch(units, left), self.dispatch(units, right));
+                    a.into_iter().chain(b).collect()
+                }
+                r => req.into_iter().map(|u| (u, r.clone())).collect(),
+            }
+        })
+    }
+
+    /// One signed HTTP request.
+    async fn request(&self, units: &[Unit<'_>], req: &[usize]) -> DeliveryResult {
+        let _permit = self
+            .permits
+            .acquire()
+            .await
+            .expect("the semaphore is never closed");
+        if let Some(retry_in) = self.circuit.open_locally() {
+            return Err(self.circuit.deferred(retry_in));
+        }
+        let (endpoint, body) = batch::body(units, req, self.settings.idempotency);
+        let path = format!("{}{endpoint}", self.app_path);
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let query = sign::signed_query(&self.key, &self.secret, "POST", &path, &body, now);
+        let url = format!("{}{path}?{query}", self.base_url);
+        let sent = self
+            .client
+            .post(url)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(body)
+            .send()
+            .await;
+        let (label, result) = match sent {
+            Ok(resp) => {
+                let status = resp.status().as_u16();
+                (status.to_string(), self.outcome(resp).await)
+            }
+            Err(e) if e.is_timeout() => {
+                ("timeout".into(), Err(DeliveryError::Timeout(self.timeout)))
+            }
+            Err(e) => (
+                "connect".into(),
+                Err(DeliveryError::Connect(format!(
+                    "connection {:?}: POST {}{path}: {}",
+                    self.name,
+                    self.base_url,
+                    error_chain(e)
+                ))),
+            ),
+        };
+        self.metrics.pusher_request(&self.name, &label);
+        if let Err(e) = &result {
+            let ids: Vec<&str> = req.iter().take(5).map(|&u| units[u].id).collect();
+            tracing::warn!(
+                message = "Pusher request failed.",
+                connection = %self.name,
+                path = %path,
+                events = req.len(),
+                envelope_ids = %ids.join(","),
+                code = e.code(),
+                error = %e,
+            );
+        }
+        result
+    }
+
+    /// The outcome of an answered request.
+    async fn outcome(&self, resp: reqwest::Response) -> DeliveryResult {
+        let mut status = resp.status().as_u16();
+        let retry_after = resp
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(|s| Duration::from_secs(s).min(MAX_RETRY_AFTER));
+        let body = read_bounded(resp).await;
+        if (200..300).contains(&status) {
+            // soketi 1.6 sends its errors with HTTP 200 (tooling.md §1d): believe the body.
+            match body.as_deref().map(embedded_error_status) {
+                Ok(Some(code)) => status = code,
+                _ => return Ok(()),
+            }
+        }
+        let message = body
+            .map(|b| server_message(&b))
+            .unwrap_or_else(|e| format!("(could not read the answer: {e})"));
+        let hint = match status {
+            300..=399 => format!(
+                " (the server redirects: check the scheme, host and port of connection {:?})",
+                self.name
+            ),
+            401 => format!(
+                " (the server rejected the request signature: check the app_id, key and secret of connection {:?})",
+                self.name
+            ),
+            403 => " (the app is disabled or over its quota)".into(),
+            404 => format!(
+                " (no such app or path: check the app_id, host, port and scheme of connection {:?})",
+                self.name
+            ),
+            413 => " (the server's data limit is below max_data_bytes)".into(),
+            _ => String::new(),
+        };
+        Err(DeliveryError::Http {
+            status,
+            body: format!("{message}{hint}"),
+            retry_after,
+        })
+    }
+}
+
+/// The body, at most [`MAX_ERROR_BODY`] bytes of it.
+async fn read_bounded(mut resp: reqwest::Response) -> Result<Vec<u8>, String> {
+    let mut out = Vec::new();
+    while out.len() < MAX_ERROR_BODY {
+        match resp.chunk().await {
+            Ok(Some(chunk)) => {
+                let room = MAX_ERROR_BODY - out.len();
+                out.extend_from_slice(&chunk[..chunk.len().min(room)]);
+            }
+            Ok(None) => break,
+            Err(e) => return Err(error_chain(e)),
+        }
+    }
+    Ok(out)
+}
+
+/// The status of an error reported inside a 2xx body (`{"error":…,"code":401}`), if any.
+fn embedded_error_status(body: &[u8]) -> Option<u16> {
+    #[derive(serde::Deserialize)]
+    struct Embedded {
+        error: serde_json::Value,
+        code: u16,
+    }
+    let e: Embedded = serde_json::from_slice(body).ok()?;
+    (e.error.is_string() && (400..600).contains(&e.code)).then_some(e.code)
+}
+
+/// The server's own words: `error` (soketi, sockudo), `message` (Reverb, Laravel), or the text.
+fn server_message(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(body);
+    let from_json = serde_json::from_slice::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| {
+            let field = |k: &str| v.get(k).and_then(|m| m.as_str()).map(str::to_string);
+            let msg = field("error").or_else(|| field("message"))?;
+            Some(match v.get("errors") {
+                Some(errors) => format!("{msg} {errors}"),
+                None => msg,
+            })
+        });
+    let msg = from_json.unwrap_or_else(|| text.trim().to_string());
+    if msg.is_empty() {
+        "(empty answer)".into()
+    } else {
+        msg.chars().take(500).collect()
+    }
+}
+
+/// An error and its causes, without the URL (it carries the signed query).
+fn error_chain(e: reqwest::Error) -> String {
+    let e = e.without_url();
+    let mut out = e.to_string();
+    let mut source = std::error::Error::source(&e);
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::value::RawValue;
+
+    /// Body and query byte for byte as pusher-http-node 5.3.4 sends them for the same inputs
+    /// (recorded by tests/peers/pusher-fixture.js, clock and nonce fixed).
+    #[test]
+    fn requests_match_the_official_library() {
+        let fixture: serde_json::Value =
+            serde_json::from_str(include_str!("../../../tests/fixtures/pusher_requests.json"))
+                .unwrap();
+        let text = |k: &str| fixture[k].as_str().unwrap().to_string();
+        let (app_id, key, secret) = (text("app_id"), text("key"), text("secret"));
+        let master = MasterKey::from_base64(&text("encryption_master_key_base64")).unwrap();
+        let ts = fixture["auth_timestamp"].as_u64().unwrap();
+        let settings = Settings {
+            connection: "pusher".into(),
+            max_data_bytes: 10240,
+            max_channels_per_request: 100,
+            max_batch_size: 10,
+            max_channel_name: 164,
+            max_event_name: 200,
+            idempotency: false,
+        };
+        // (name, channels, data, socket) per message, for each fixture case.
+        type Event = (
+            &'static str,
+            &'static [&'static str],
+            &'static str,
+            Option<&'static str>,
+        );
+        let inputs: [(&str, &[Event]); 4] = [
+            (
+                "docs_vector_channels",
+                &[("foo", &["project-3"], r#"{"some":"data"}"#, None)],
+            ),
+            (
+                "multi_channel_with_socket_id",
+                &[(
+                    r"App\Events\OrderShipped",
+                    &["orders.1", "private-user.7"],
+                    "{\"order_id\":1,\"note\":\"caf\u{e9} \u{2713} \\\"quoted\\\" a/b\"}",
+                    Some("123.456"),
+                )],
+            ),
+            (
+                "batch",
+                &[
+                    ("E1", &["c1"], r#"{"a":1}"#, None),
+                    ("E2", &["private-c2"], r#"{"b":[1,2]}"#, Some("1.2")),
+                ],
+            ),
+            (
+                "encrypted",
+                &[(
+                    "Secret",
+                    &["private-encrypted-orders.1"],
+                    r#"{"order_id":1}"#,
+                    None,
+                )],
+            ),
+        ];
+        let cases = fixture["cases"].as_array().unwrap();
+        assert_eq!(cases.len(), inputs.len());
+        for (case, (name, events)) in cases.iter().zip(inputs) {
+            assert_eq!(case["name"], name);
+            let want = &case["request"];
+            let owned: Vec<(Vec<String>, Box<RawValue>)> = events
+                .iter()
+                .map(|(_, channels, data, _)| {
+                    (
+                        channels.iter().map(|c| c.to_string()).collect(),
+                        RawValue::from_string(data.to_string()).unwrap(),
+                    )
+                })
+                .collect();
+            let batch: Vec<Message> = events
+                .iter()
+                .zip(&owned)
+                .map(|((event, _, _, socket), (channels, data))| Message {
+                    id: "id",
+                    name: event,
+                    channels,
+                    data,
+                    socket: *socket,
+                })
+                .collect();
+            let plan = batch::plan(&batch, &settings, Some(&master), &mut || {
+                std::array::from_fn(|i| i as u8)
+            });
+            let all: Vec<usize> = (0..plan.units.len()).collect();
+            let requests = batch::pack(&plan.units, &all, 10);
+            assert_eq!(requests.len(), 1, "{name}");
+            let (endpoint, body) = batch::body(&plan.units, &requests[0], false);
+            let path = format!("/apps/{app_id}{endpoint}");
+            assert_eq!(path, want["path"], "{name}");
+            assert_eq!(
+                std::str::from_utf8(&body).unwrap(),
+                want["body"].as_str().unwrap(),
+                "{name}"
+            );
+            assert_eq!(
+                sign::signed_query(&key, &secret, "POST", &path, &body, ts),
+                want["query"].as_str().unwrap(),
+                "{name}"
+            );
+            assert_eq!(want["content_type"], "application/json");
+        }
+    }
+
+    #[test]
+    fn errors_inside_a_2xx_body_are_believed() {
+        assert_eq!(
+            embedded_error_status(br#"{"error":"The secret authentication failed","code":401}"#),
+            Some(401)
+        );
+        for ok in [&br#"{}"#[..], br#"{"ok":true}"#, b"", br#"{"channels":{}}"#] {
+            assert_eq!(embedded_error_status(ok), None);
+        }
+    }
+
+    #[test]
+    fn server_messages_are_extracted() {
+        assert_eq!(
+            server_message(
+                br#"{"error":"Invalid API signature","code":"auth_failed","status":401}"#
+            ),
+            "Invalid API signature"
+        );
+        assert_eq!(
+            server_message(
+                br#"{"message":"The given data was invalid.","errors":{"data":["required"]}}"#
+            ),
+            r#"The given data was invalid. {"data":["required"]}"#
+        );
+        assert_eq!(server_message(b"Unknown auth_key\n"), "Unknown auth_key");
+        assert_eq!(server_message(b""), "(empty answer)");
+    }
+}
