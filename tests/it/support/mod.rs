@@ -5,11 +5,13 @@
 //!   real binary (for `kill -9` and SIGTERM).
 //! - [`subscriber::Subscriber`]: a real `PSUBSCRIBE` client.
 //! - [`http::Fake`]: a local HTTP server that records requests and fails on command.
+//! - [`peers`]: soketi and pusher-js from the npm registry, for the Pusher end-to-end tests.
 
 #![allow(dead_code)]
 
 pub mod herald;
 pub mod http;
+pub mod peers;
 pub mod redis;
 pub mod subscriber;
 
