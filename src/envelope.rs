@@ -222,13 +222,17 @@ pub fn decode(raw: Bytes, limits: &Limits) -> Result<Envelope, Rejection> {
         validate_channel(c, limits.max_channel_name)?;
     }
 
-    let (id, id_assigned) = match m.id {
-        None => (new_id(), true),
-        Some(raw) => match serde_json::from_str::<IdValue>(raw.get()) {
-            Ok(IdValue::Str(s)) if !s.is_empty() => (s, false),
-            Ok(IdValue::Int(n)) => (n.to_string(), false),
-            Ok(IdValue::Null) => (new_id(), true),
+    let (id, id_assigned) = match m.id.map(RawValue::get) {
+        None | Some("null") => (new_id(), true),
+        // Decided by the first byte rather than an untagged enum, which would buffer the value
+        // through serde's `Content` on every envelope.
+        Some(text) if text.starts_with('"') => match serde_json::from_str::<String>(text) {
+            Ok(s) if !s.is_empty() => (s, false),
             _ => return Err(invalid("id", "must be a non-empty string or an integer")),
+        },
+        Some(text) => match text.parse::<i64>() {
+            Ok(n) => (n.to_string(), false),
+            Err(_) => return Err(invalid("id", "must be a non-empty string or an integer")),
         },
     };
 
@@ -274,14 +278,6 @@ pub fn decode(raw: Bytes, limits: &Limits) -> Result<Envelope, Rejection> {
         id_assigned,
         raw,
     })
-}
-
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum IdValue {
-    Str(String),
-    Int(i64),
-    Null,
 }
 
 fn field<T: for<'a> Deserialize<'a>>(
