@@ -74,7 +74,8 @@ pub struct FakeEvent {
     pub data: String,
     pub socket_id: Option<String>,
     pub idempotency_key: Option<String>,
-    /// Index of the request that carried it in [`PusherFake::requests`].
+    /// Which request carried it: its index in [`PusherFake::requests`] (counting every request,
+    /// kept or not).
     pub request: usize,
 }
 
@@ -117,6 +118,10 @@ struct Inner {
     rules: Vec<(String, u16)>,
     honour_idempotency: bool,
     seen_keys: HashSet<String>,
+    /// Whether events and requests are kept (a long benchmark only needs the counts).
+    keep: bool,
+    event_count: usize,
+    request_count: usize,
     events: Vec<FakeEvent>,
     requests: Vec<FakeRequest>,
 }
@@ -127,6 +132,17 @@ struct Shared {
     secret: String,
     inner: Mutex<Inner>,
     changed: Notify,
+}
+
+impl Inner {
+    /// Counts a request, keeps it if details are kept; its index in `requests` when kept.
+    fn push_request(&mut self, r: FakeRequest) -> Option<usize> {
+        self.request_count += 1;
+        self.keep.then(|| {
+            self.requests.push(r);
+            self.requests.len() - 1
+        })
+    }
 }
 
 impl Shared {
@@ -168,6 +184,9 @@ impl PusherFake {
                 rules: Vec::new(),
                 honour_idempotency: false,
                 seen_keys: HashSet::new(),
+                keep: true,
+                event_count: 0,
+                request_count: 0,
                 events: Vec::new(),
                 requests: Vec::new(),
             }),
@@ -267,6 +286,22 @@ impl PusherFake {
         self.shared.lock().honour_idempotency = on;
     }
 
+    /// Whether every event and request is kept for [`Self::events`] and [`Self::requests`]
+    /// (default) or only counted, for long benchmarks.
+    pub fn keep_details(&self, on: bool) {
+        self.shared.lock().keep = on;
+    }
+
+    /// Events accepted so far (one per channel), kept or not.
+    pub fn event_count(&self) -> usize {
+        self.shared.lock().event_count
+    }
+
+    /// Requests that reached the fake so far, kept or not.
+    pub fn request_count(&self) -> usize {
+        self.shared.lock().request_count
+    }
+
     /// Every event accepted so far, per channel, in arrival order.
     pub fn events(&self) -> Vec<FakeEvent> {
         self.shared.lock().events.clone()
@@ -277,15 +312,17 @@ impl PusherFake {
         self.shared.lock().requests.clone()
     }
 
-    /// Waits until at least `n` events were accepted (no time limit: callers bound it).
+    /// Waits until at least `n` events were accepted (no time limit: callers bound it); returns
+    /// the kept events.
     pub async fn wait_for_events(&self, n: usize) -> Vec<FakeEvent> {
-        self.wait(|i| (i.events.len() >= n).then(|| i.events.clone()))
+        self.wait(|i| (i.event_count >= n).then(|| i.events.clone()))
             .await
     }
 
-    /// Waits until at least `n` requests arrived (no time limit: callers bound it).
+    /// Waits until at least `n` requests arrived (no time limit: callers bound it); returns
+    /// the kept requests.
     pub async fn wait_for_requests(&self, n: usize) -> Vec<FakeRequest> {
-        self.wait(|i| (i.requests.len() >= n).then(|| i.requests.clone()))
+        self.wait(|i| (i.request_count >= n).then(|| i.requests.clone()))
             .await
     }
 
@@ -476,8 +513,7 @@ async fn handle(
     let received_ms = now_ms();
     let path = uri.path().to_string();
     let record = |status: u16, events: usize, error: Option<String>, keys: Vec<Option<String>>| {
-        let mut i = shared.lock();
-        i.requests.push(FakeRequest {
+        shared.lock().push_request(FakeRequest {
             received_ms,
             answered_ms: now_ms(),
             path: path.clone(),
@@ -486,10 +522,7 @@ async fn handle(
             error,
             idempotency_keys: keys,
         });
-        let n = i.requests.len() - 1;
-        drop(i);
         shared.changed.notify_waiters();
-        n
     };
     let refuse = |status: u16, message: String| {
         record(status, 0, Some(message.clone()), Vec::new());
@@ -601,14 +634,18 @@ async fn handle(
     }
 
     // Accept.
-    let request = {
+    let kept = {
         let mut i = shared.lock();
-        let request = i.requests.len();
+        let request = i.request_count;
         for it in items.iter() {
             if let Some(k) = &it.idempotency_key
                 && i.honour_idempotency
                 && !i.seen_keys.insert(k.clone())
             {
+                continue;
+            }
+            i.event_count += it.channels.len();
+            if !i.keep {
                 continue;
             }
             for c in &it.channels {
@@ -622,9 +659,9 @@ async fn handle(
                 });
             }
         }
-        // Reserve the request's index now, so events and requests agree even if the answer is
-        // slow; the answer time is filled in below.
-        i.requests.push(FakeRequest {
+        // Record the request now, so events and requests agree even if the answer is slow; the
+        // answer time is filled in below.
+        i.push_request(FakeRequest {
             received_ms,
             answered_ms: 0,
             path: path.clone(),
@@ -632,14 +669,15 @@ async fn handle(
             events: items.len(),
             error: None,
             idempotency_keys: keys,
-        });
-        request
+        })
     };
     shared.changed.notify_waiters();
     if let Some(d) = delay {
         tokio::time::sleep(d).await;
     }
-    shared.lock().requests[request].answered_ms = now_ms();
+    if let Some(k) = kept {
+        shared.lock().requests[k].answered_ms = now_ms();
+    }
     shared.changed.notify_waiters();
     let body = if batch { "{}" } else { r#"{"ok":true}"# };
     (StatusCode::OK, [("content-type", "application/json")], body).into_response()
@@ -762,6 +800,91 @@ mod tests {
             now,
             600,
         )
+    }
+
+    async fn post(
+        fake: &PusherFake,
+        endpoint: &str,
+        body: &Value,
+        content_type: &str,
+    ) -> (u16, String) {
+        let path = format!("/apps/{}/{endpoint}", fake.app_id());
+        let body = body.to_string();
+        let now = now_ms() / 1000;
+        let query = crate::broadcast::pusher::sign::signed_query(
+            fake.key(),
+            fake.secret(),
+            "POST",
+            &path,
+            body.as_bytes(),
+            now,
+        );
+        let resp = reqwest::Client::new()
+            .post(format!("http://{}{path}?{query}", fake.addr))
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        (resp.status().as_u16(), resp.text().await.unwrap())
+    }
+
+    /// The fake refuses what soketi refuses, records what it accepts, and can only count.
+    #[tokio::test]
+    async fn enforces_limits_and_records_accepted_events() {
+        let fake = PusherFake::start().await.unwrap();
+        let item = |i: usize| serde_json::json!({"name": "E", "data": format!("{{\"i\":{i}}}"), "channel": format!("c{i}")});
+        let eleven: Vec<Value> = (0..11).map(item).collect();
+        let (status, body) = post(
+            &fake,
+            "batch_events",
+            &serde_json::json!({"batch": eleven}),
+            "application/json",
+        )
+        .await;
+        assert_eq!(status, 400, "{body}");
+        assert!(body.contains("more than 10"), "{body}");
+        let object_data = serde_json::json!({"name": "E", "data": {"i": 1}, "channels": ["c"]});
+        assert_eq!(
+            post(&fake, "events", &object_data, "application/json")
+                .await
+                .0,
+            400
+        );
+        let big =
+            serde_json::json!({"name": "E", "data": "x".repeat(100 * 1024 + 1), "channels": ["c"]});
+        assert_eq!(post(&fake, "events", &big, "application/json").await.0, 413);
+        let many: Vec<String> = (0..101).map(|i| format!("c{i}")).collect();
+        let wide = serde_json::json!({"name": "E", "data": "{}", "channels": many});
+        assert_eq!(
+            post(&fake, "events", &wide, "application/json").await.0,
+            400
+        );
+        let two = serde_json::json!({"batch": [item(1), item(2)]});
+        assert_eq!(post(&fake, "batch_events", &two, "text/plain").await.0, 415);
+        assert!(fake.events().is_empty());
+
+        assert_eq!(
+            post(&fake, "batch_events", &two, "application/json").await,
+            (200, "{}".into())
+        );
+        let events = fake.events();
+        assert_eq!(events.len(), 2);
+        assert_eq!(
+            (events[1].channel.as_str(), events[1].data.as_str()),
+            ("c2", r#"{"i":2}"#)
+        );
+        assert_eq!(events[1].request, fake.requests().len() - 1);
+
+        fake.keep_details(false);
+        assert_eq!(
+            post(&fake, "batch_events", &two, "application/json")
+                .await
+                .0,
+            200
+        );
+        assert_eq!((fake.event_count(), fake.events().len()), (4, 2));
+        assert_eq!((fake.request_count(), fake.requests().len()), (7, 6));
     }
 
     /// Pusher's worked example is accepted; every single change to it is refused.

@@ -310,8 +310,14 @@ impl PusherBroadcaster {
             .await;
         let (label, result) = match sent {
             Ok(resp) => {
-                let status = resp.status().as_u16();
-                (status.to_string(), self.outcome(resp).await)
+                let answered = resp.status().as_u16();
+                let result = self.outcome(resp).await;
+                // The status that counted (soketi's 200 carrying a 401 counts as 401).
+                let status = match &result {
+                    Err(DeliveryError::Http { status, .. }) => *status,
+                    _ => answered,
+                };
+                (status.to_string(), result)
             }
             Err(e) if e.is_timeout() => {
                 ("timeout".into(), Err(DeliveryError::Timeout(self.timeout)))
