@@ -54,8 +54,9 @@ fn run(cmd: &mut Command, what: &str) -> Result<String, String> {
 fn install() -> Result<PathBuf, String> {
     let missing = |tool: &str, e: String| {
         format!(
-            "The Pusher end-to-end tests need Node.js (18 or later) and npm on PATH: they install \
-             soketi and pusher-js from the npm registry into {}. `{tool}` is not usable: {e}. \
+            "The Pusher end-to-end tests need Node.js 18 or 20 (soketi runs on a uWebSockets.js \
+             build for those) and npm on PATH: they install soketi and pusher-js from the npm \
+             registry into {}. `{tool}` is not usable: {e}. \
              Install them (e.g. `apt-get install nodejs npm`) and run the tests again.",
             dir().display()
         )
