@@ -709,7 +709,7 @@ pub async fn run(o: &Options) -> Result<Report, BenchError> {
     lat.sort_by(f64::total_cmp);
 
     let pusher = if o.pusher {
-        Some(run_pusher(o, &client, &mut conn, &tag).await?)
+        Some(run_pusher(o, &mut conn, &tag).await?)
     } else {
         None
     };
@@ -750,16 +750,58 @@ pub async fn run(o: &Options) -> Result<Report, BenchError> {
     })
 }
 
-/// W1 through the Pusher broadcaster against the local fake (`herald::testing::PusherFake`).
+/// W1 through the Pusher broadcaster (and nothing else) against the local Pusher-compatible
+/// fake (`herald::testing::PusherFake`, which verifies every signature as strictly as sockudo),
+/// counting the HTTP requests herald needed.
 async fn run_pusher(
-    _o: &Options,
-    _client: &redis::Client,
-    _conn: &mut redis::aio::MultiplexedConnection,
-    _tag: &str,
+    o: &Options,
+    conn: &mut redis::aio::MultiplexedConnection,
+    tag: &str,
 ) -> Result<PusherReport, BenchError> {
-    Err(BenchError::Failed(
-        "--pusher needs the Pusher broadcaster, which this build does not have yet".into(),
-    ))
+    let fake = crate::testing::PusherFake::start().await?;
+    fake.keep_details(false);
+    let queue = format!("herald:bench:{tag}:pusher");
+    preload(
+        conn,
+        &queue,
+        o.events,
+        o.payload_bytes,
+        &bar(o.progress, o.events as u64, "preloading"),
+    )
+    .await?;
+    let started = Instant::now();
+    let child = Child::start(o, &queue, "\"pusher\"", &fake.connection_toml("pusher", "")).await?;
+    let progress = bar(o.progress, o.events as u64, "W1 pusher");
+    let deadline = started + Duration::from_secs(300 + o.events as u64 / 100);
+    let mut last = (0, Instant::now());
+    loop {
+        let n = fake.event_count();
+        if n != last.0 {
+            last = (n, Instant::now());
+        }
+        progress.set_position(n as u64);
+        if n >= o.events {
+            break;
+        }
+        if Instant::now() > deadline {
+            child.stop().await;
+            return Err(BenchError::Failed(format!(
+                "only {n} of {} events reached the Pusher fake",
+                o.events
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    progress.finish_and_clear();
+    let seconds = last.1.duration_since(started).as_secs_f64();
+    child.stop().await;
+    let requests = fake.request_count() as u64;
+    Ok(PusherReport {
+        events: o.events,
+        events_per_sec: o.events as f64 / seconds,
+        requests,
+        requests_per_1000_events: requests as f64 * 1000.0 / o.events as f64,
+    })
 }
 
 impl Report {
