@@ -271,7 +271,7 @@ impl Counter {
                 if let Some(sent) = find_u64(msg.get_payload_bytes(), b"\"sent_us\":") {
                     stamps.push((sent, now_us()));
                 }
-                if count % 256 == 0 {
+                if count.is_multiple_of(256) {
                     n.store(count, Ordering::Relaxed);
                 }
                 if count >= w.load(Ordering::Relaxed) {
@@ -411,8 +411,8 @@ async fn ceiling(
     let mut runs = Vec::new();
     let mut failure = None;
     for _ in 0..3 {
-        let drain = Drain::start(&info).await?;
-        let run = ceiling_once(client, &info, payload).await;
+        let drain = Drain::start(info).await?;
+        let run = ceiling_once(client, info, payload).await;
         let received = drain
             .finish(CEILING_PUBLISHES * payload.len() as u64)
             .await?;

@@ -4,6 +4,8 @@ mod support;
 
 /// Bad input is dead-lettered with a reason; the worker keeps serving.
 mod bad_input;
+/// `herald bench` runs and reports.
+mod bench;
 /// Redis broadcast: Laravel's wire format, FIFO order, prefixes, idle pickup.
 mod broadcast;
 /// The command line: enqueue, stats, failed, migrate, check-config.
@@ -16,7 +18,5 @@ mod pusher;
 mod reliability;
 /// Per-delivery retries, dead letters and `herald failed retry`.
 mod retries;
-/// `herald bench` runs and reports.
-mod bench;
 /// The envelope JSON Schema and the README's examples.
 mod schema;
