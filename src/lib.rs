@@ -169,6 +169,14 @@ impl Herald {
         let mut listener_table = listeners::build(&config, &redis, &http);
         listener_table.extend(extra_listeners);
         let broadcasters = broadcast::build(&config, &redis, pool_size, &metrics)?;
+        let listener_metrics = listener_table
+            .iter()
+            .map(|(n, _)| metrics.delivery(&format!("listener:{n}")))
+            .collect();
+        let connection_metrics = broadcasters
+            .iter()
+            .map(|(n, _)| metrics.delivery(&format!("broadcast:{n}")))
+            .collect();
         let registry = registry::Registry::new(
             &config,
             listener_table.iter().map(|(n, _)| n.clone()).collect(),
@@ -179,6 +187,8 @@ impl Herald {
             listeners: listener_table.into_iter().map(|(_, l)| l).collect(),
             broadcasters: broadcasters.into_iter().map(|(_, b)| b).collect(),
             limits: config.limits.limits(),
+            listener_metrics,
+            connection_metrics,
             metrics: metrics.clone(),
             batch_size: w.batch_size,
             block_timeout: w.block_timeout,

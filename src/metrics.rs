@@ -44,6 +44,38 @@ pub const DEAD_LETTER_REASONS: &[&str] = &[
     "listener_failed",
 ];
 
+/// The counters and histograms of one delivery; see [`Metrics::delivery`].
+#[derive(Clone)]
+pub struct DeliveryMetrics {
+    ok: prometheus::IntCounter,
+    retry: prometheus::IntCounter,
+    dead: prometheus::IntCounter,
+    duration: prometheus::Histogram,
+    age: prometheus::Histogram,
+}
+
+impl DeliveryMetrics {
+    /// One delivery ran, whatever its outcome, and took `seconds`.
+    pub fn took(&self, seconds: f64) {
+        self.duration.observe(seconds);
+    }
+
+    /// One delivery succeeded, `age` seconds after its event was created.
+    pub fn ok(&self, age: f64) {
+        self.ok.inc();
+        self.age.observe(age.max(0.0));
+    }
+
+    /// One delivery failed and was scheduled again (`retried`) or dead-lettered.
+    pub fn failed(&self, retried: bool) {
+        if retried {
+            self.retry.inc();
+        } else {
+            self.dead.inc();
+        }
+    }
+}
+
 /// The metric set of one herald instance.
 pub struct Metrics {
     registry: Registry,
@@ -262,25 +294,16 @@ impl Metrics {
             .inc();
     }
 
-    pub fn delivered(&self, delivery: &str, seconds: f64, age: Option<f64>) {
-        self.deliveries.with_label_values(&[delivery, "ok"]).inc();
-        self.delivery_duration
-            .with_label_values(&[delivery])
-            .observe(seconds);
-        if let Some(age) = age {
-            self.event_age
-                .with_label_values(&[delivery])
-                .observe(age.max(0.0));
+    /// The metrics of one delivery (`listener:<name>` or `broadcast:<connection>`), resolved
+    /// once so the per-event path does no label lookups.
+    pub fn delivery(&self, delivery: &str) -> DeliveryMetrics {
+        DeliveryMetrics {
+            ok: self.deliveries.with_label_values(&[delivery, "ok"]),
+            retry: self.deliveries.with_label_values(&[delivery, "retry"]),
+            dead: self.deliveries.with_label_values(&[delivery, "dead"]),
+            duration: self.delivery_duration.with_label_values(&[delivery]),
+            age: self.event_age.with_label_values(&[delivery]),
         }
-    }
-
-    pub fn delivery_failed(&self, delivery: &str, seconds: f64, outcome: &'static str) {
-        self.deliveries
-            .with_label_values(&[delivery, outcome])
-            .inc();
-        self.delivery_duration
-            .with_label_values(&[delivery])
-            .observe(seconds);
     }
 
     pub fn dead_lettered(&self, reason: &str) {

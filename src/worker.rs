@@ -33,7 +33,7 @@ use crate::broadcast::{Broadcaster, Message};
 use crate::delivery::{DeliveryId, DeliveryResult};
 use crate::envelope::{self, Envelope, Limits};
 use crate::listeners::{self, Event, Listener};
-use crate::metrics::Metrics;
+use crate::metrics::{DeliveryMetrics, Metrics};
 use crate::queue::{GlobalKeys, Queue, Settled, Settlement, reaper};
 use crate::registry::{Plan, Registry};
 use crate::settle::{self, Clock, Decision};
@@ -48,8 +48,27 @@ pub struct Shared {
     pub broadcasters: Vec<Arc<Broadcaster>>,
     pub limits: Limits,
     pub metrics: Arc<Metrics>,
+    /// Per-delivery metrics, indexed like `listeners` and `broadcasters`.
+    pub listener_metrics: Vec<DeliveryMetrics>,
+    pub connection_metrics: Vec<DeliveryMetrics>,
     pub batch_size: usize,
     pub block_timeout: Duration,
+}
+
+impl Shared {
+    /// The metrics of a delivery, by its id.
+    fn delivery_metrics(&self, id: &DeliveryId) -> Option<&DeliveryMetrics> {
+        let (names, metrics) = match id {
+            DeliveryId::Listener(_) => (self.registry.listener_names(), &self.listener_metrics),
+            DeliveryId::Broadcast(_) => {
+                (self.registry.connection_names(), &self.connection_metrics)
+            }
+        };
+        names
+            .iter()
+            .position(|n| n == id.name())
+            .map(|i| &metrics[i])
+    }
 }
 
 /// One envelope that decoded and routed, with the outcomes of its deliveries.
@@ -126,7 +145,7 @@ pub async fn process(shared: &Shared, queue: &str, batch: Vec<Bytes>) -> Settlem
             let start = Instant::now();
             let result = listeners::run(shared.listeners[l].as_ref(), &event).await;
             let id = DeliveryId::Listener(shared.registry.listener_names()[l].clone());
-            (i, id, result, start.elapsed())
+            (i, l, id, result, start.elapsed())
         })
     });
     let broadcasts = (0..shared.broadcasters.len()).filter_map(|c| {
@@ -156,16 +175,17 @@ pub async fn process(shared: &Shared, queue: &str, batch: Vec<Bytes>) -> Settlem
     });
     let (listened, broadcast) = futures::join!(join_all(listener_calls), join_all(broadcasts));
 
-    for (i, id, result, took) in listened {
-        observe(shared, &routed[i], &id, &result, took);
+    for (i, l, id, result, took) in listened {
+        observe(&shared.listener_metrics[l], &routed[i], &result, took);
         routed[i].results.push((id, result));
     }
     for (c, members, results, took) in broadcast {
         let name = &shared.registry.connection_names()[c];
         for (i, result) in members.into_iter().zip(results) {
-            let id = DeliveryId::Broadcast(name.clone());
-            observe(shared, &routed[i], &id, &result, took);
-            routed[i].results.push((id, result));
+            observe(&shared.connection_metrics[c], &routed[i], &result, took);
+            routed[i]
+                .results
+                .push((DeliveryId::Broadcast(name.clone()), result));
         }
     }
 
@@ -185,14 +205,11 @@ pub async fn process(shared: &Shared, queue: &str, batch: Vec<Bytes>) -> Settlem
     settlement
 }
 
-fn observe(shared: &Shared, r: &Routed, id: &DeliveryId, result: &DeliveryResult, took: Duration) {
-    let name = id.to_string();
+fn observe(m: &DeliveryMetrics, r: &Routed, result: &DeliveryResult, took: Duration) {
+    m.took(took.as_secs_f64());
     if result.is_ok() {
         let now = settle::now_ms() as f64 / 1000.0;
-        let age = now - r.env.created_at.unwrap_or(r.seen);
-        shared
-            .metrics
-            .delivered(&name, took.as_secs_f64(), Some(age));
+        m.ok(now - r.env.created_at.unwrap_or(r.seen));
     }
 }
 
@@ -231,23 +248,33 @@ fn record(
     for (id, result) in results {
         if let Err(e) = result {
             let retried = d.retry.as_ref().is_some_and(|r| r.pending.contains(id));
-            let outcome = if retried { "retry" } else { "dead" };
-            shared
-                .metrics
-                .delivery_failed(&id.to_string(), 0.0, outcome);
+            if let Some(m) = shared.delivery_metrics(id) {
+                m.failed(retried);
+            }
             if retried {
                 let r = d.retry.as_ref().expect("checked");
-                tracing::warn!(
-                    message = "Delivery failed; will retry.",
-                    envelope_id = %env.id,
-                    queue = %queue,
-                    event = %env.event,
-                    delivery = %id,
-                    attempt = r.attempts,
-                    retry_in_ms = r.delay.as_millis() as u64,
-                    code = e.code(),
-                    error = %e,
-                );
+                if matches!(e, crate::delivery::DeliveryError::Deferred { .. }) {
+                    // Parked while a circuit is open: expected, counted, not worth a line each.
+                    tracing::debug!(
+                        message = "Delivery deferred; the connection's circuit is open.",
+                        envelope_id = %env.id,
+                        queue = %queue,
+                        delivery = %id,
+                        retry_in_ms = r.delay.as_millis() as u64,
+                    );
+                } else {
+                    tracing::warn!(
+                        message = "Delivery failed; will retry.",
+                        envelope_id = %env.id,
+                        queue = %queue,
+                        event = %env.event,
+                        delivery = %id,
+                        attempt = r.attempts,
+                        retry_in_ms = r.delay.as_millis() as u64,
+                        code = e.code(),
+                        error = %e,
+                    );
+                }
             }
         }
     }
@@ -294,7 +321,7 @@ pub async fn run_task(
     let mut blocking: Option<redis::aio::MultiplexedConnection> = None;
     let mut backoff = reconnect_backoff();
     // A task restarted after a panic may find the batch it was working on: that attempt died.
-    if let Err(e) = queue.requeue(std::slice::from_ref(&processing), true).await {
+    if let Err(e) = queue.recover(&processing).await {
         tracing::warn!(message = "Could not check the processing list at start.", queue = %name, error = %e);
     }
 

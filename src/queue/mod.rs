@@ -185,6 +185,8 @@ impl Queue {
     }
 
     /// Moves up to `max` envelopes into `processing`, oldest first. Empty when the queue is.
+    /// If `processing` still holds a batch (an earlier reserve or wait whose reply was lost),
+    /// returns that batch instead, so nothing reserved is ever settled unseen.
     pub async fn reserve<C: ConnectionLike>(
         &self,
         conn: &mut C,
@@ -257,12 +259,30 @@ impl Queue {
         })
     }
 
-    /// Returns the envelopes in `processing_lists` to the head of the queue, in their order, and
-    /// unregisters the lists. `crashed` counts a redelivery in each envelope (see requeue.lua).
+    /// Returns the envelopes in `processing_lists` of a process that is gone (dead, or shutting
+    /// down) to the head of the queue, in their order, and unregisters the lists. `crashed`
+    /// counts a redelivery in each envelope (see requeue.lua).
     pub async fn requeue(
         &self,
         processing_lists: &[String],
         crashed: bool,
+    ) -> Result<u64, QueueError> {
+        self.requeue_script(processing_lists, crashed, true).await
+    }
+
+    /// Returns what a worker task's own list holds when the task (re)starts: a batch it was
+    /// processing when it died, counted as an attempt. The list stays registered, so the task's
+    /// next batch is visible to reapers from the first moment.
+    pub async fn recover(&self, processing: &str) -> Result<u64, QueueError> {
+        self.requeue_script(&[processing.to_string()], true, false)
+            .await
+    }
+
+    async fn requeue_script(
+        &self,
+        processing_lists: &[String],
+        crashed: bool,
+        unregister: bool,
     ) -> Result<u64, QueueError> {
         if processing_lists.is_empty() {
             return Ok(0);
@@ -277,7 +297,9 @@ impl Queue {
         for p in processing_lists {
             inv.key(p);
         }
-        inv.arg(if crashed { "1" } else { "0" })
+        let flag = |b: bool| if b { "1" } else { "0" };
+        inv.arg(flag(crashed))
+            .arg(flag(unregister))
             .invoke_async(&mut conn)
             .await
             .map_err(QueueError::new(&self.keys, "requeue"))

@@ -341,13 +341,17 @@ async fn a_real_prometheus_scrapes_herald() {
         .stderr(Stdio::null())
         .spawn()
         .expect("prometheus (Debian package `prometheus`; scripts/test installs it)");
-    let url = format!("http://127.0.0.1:{port}/api/v1/query?query=herald_deliveries_total");
+    let url = format!(
+        "http://127.0.0.1:{port}/api/v1/query?query=herald_deliveries_total%7Bdelivery%3D%22broadcast%3Aredis%22%2Coutcome%3D%22ok%22%7D"
+    );
     let body = crate::support::eventually("Prometheus to have scraped herald", || {
         let url = url.clone();
         async move {
             let v: serde_json::Value = reqwest::get(&url).await.ok()?.json().await.ok()?;
+            // Every delivery's series exists from start-up at 0; wait for the scrape that
+            // saw this event's broadcast.
             let result = v["data"]["result"].as_array()?;
-            (!result.is_empty()).then(|| v.clone())
+            (result.len() == 1 && result[0]["value"][1] == "1").then(|| v.clone())
         }
     })
     .await;

@@ -329,9 +329,11 @@ async fn work_unfinished_at_the_shutdown_timeout_goes_back_to_the_queue() {
         "[events.E]\nlisteners = [\"slow\"]\n",
     );
     cfg.worker.shutdown_timeout = Duration::from_millis(300);
+    // Pushed before the worker starts, so its first reserve takes all five as one batch (an
+    // idle worker woken by a push takes just the envelope that woke it).
+    preload(&redis, 5).await;
     let running =
         Running::start_herald(herald::Herald::new(cfg).with_listener("slow", Arc::new(Slow))).await;
-    preload(&redis, 5).await;
     let q = queue(&redis);
     crate::support::eventually("the batch to be reserved", || async {
         let s = q.stats(herald::settle::now_ms()).await.unwrap();
@@ -357,12 +359,12 @@ async fn work_unfinished_at_the_shutdown_timeout_goes_back_to_the_queue() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_redis_restart_with_aof_mid_run_loses_nothing() {
-    const N: usize = 5_000;
+    const N: usize = 20_000;
     let mut redis = RedisServer::start_with_aof();
     let recorder = Arc::new(Recorder::default());
     let cfg = config(
         &redis,
-        "concurrency = 2\nbatch_size = 50",
+        "concurrency = 2\nbatch_size = 10",
         "[events.E]\nlisteners = [\"rec\"]\nconnections = []\n",
     );
     preload(&redis, N).await;
@@ -373,6 +375,16 @@ async fn a_redis_restart_with_aof_mid_run_loses_nothing() {
         (recorder.ids.lock().unwrap().len() >= 500).then_some(())
     })
     .await;
+    let mut c = redis.conn().await;
+    let waiting: i64 = ::redis::cmd("LLEN")
+        .arg("herald:default")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert!(
+        waiting > 0,
+        "the run ended before the restart; nothing would be tested"
+    );
     redis.restart();
     let q = queue(&redis);
     crate::support::eventually("every event handled after the restart", || async {

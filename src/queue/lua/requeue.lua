@@ -1,6 +1,8 @@
 -- requeue: return processing lists to the head of their queue and unregister them.
 -- KEYS[1] queue list   KEYS[2] workers set   KEYS[3..] processing lists
 -- ARGV[1] '1' when the owner died (count a redelivery in each envelope), '0' on a clean shutdown
+-- ARGV[2] '1' to unregister the lists (their process is gone), '0' when their task carries on
+--         and must stay visible to reapers
 -- Returns the number of envelopes returned.
 --
 -- A redelivery is counted by raising the envelope's leading "attempts" member, which herald
@@ -47,6 +49,8 @@ for k = 3, #KEYS do
   end
   moved = moved + #items
   redis.call('DEL', KEYS[k])
-  redis.call('SREM', KEYS[2], KEYS[k])
+  if ARGV[2] == '1' then
+    redis.call('SREM', KEYS[2], KEYS[k])
+  end
 end
 return moved

@@ -5,6 +5,14 @@
 -- Returns the envelopes taken, newest first (the order LRANGE gives).
 -- The processing list stays a slice of the queue in queue order, so returning it to the queue
 -- (requeue.lua) is one RPUSH that restores the original order.
+--
+-- A task's processing list is empty between batches. If it is not, an earlier reserve (or
+-- BLMOVE) ran but its reply never reached the worker (connection lost, Redis restarted): hand
+-- that batch back instead of adding to it, or the next settle would delete it unseen.
+local held = redis.call('LRANGE', KEYS[2], 0, -1)
+if #held > 0 then
+  return held
+end
 local n = tonumber(ARGV[1])
 local items = redis.call('LRANGE', KEYS[1], -n, -1)
 if #items == 0 then

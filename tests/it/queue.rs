@@ -1,0 +1,112 @@
+//! The queue's contract with Redis, one operation at a time (what the worker relies on).
+
+use herald::queue::{Queue, QueueKeys, Redis, Settled, Settlement};
+
+use crate::support::redis::RedisServer;
+
+fn queue(redis: &RedisServer) -> Queue {
+    Queue::new(
+        Redis::open(&redis.url(), 2).unwrap(),
+        QueueKeys::new("", "herald:default"),
+        0,
+    )
+}
+
+async fn push(redis: &RedisServer, n: usize) {
+    let mut c = redis.conn().await;
+    for i in 0..n {
+        let _: () = ::redis::cmd("LPUSH")
+            .arg("herald:default")
+            .arg(format!("e{i}"))
+            .query_async(&mut c)
+            .await
+            .unwrap();
+    }
+}
+
+/// Regression: Redis ran a reserve and then died before its reply reached the worker (found by
+/// the /readyz outage test: a batch of 10 lost). The worker's next reserve must hand back what
+/// the processing list already holds, not add a new batch that the next settle deletes with it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn r1_a_reserve_whose_reply_was_lost_is_delivered_not_deleted_by_the_next_settle() {
+    let redis = RedisServer::start();
+    push(&redis, 5).await;
+    let q = queue(&redis);
+    let p = q.keys.processing("proc", 0);
+    let mut c = q.redis.get().await.unwrap();
+    let lost = q.reserve(&mut c, &p, 2).await.unwrap();
+    assert_eq!(lost, ["e0", "e1"]);
+    // The reply above never arrived; the worker reserves again.
+    let again = q.reserve(&mut c, &p, 2).await.unwrap();
+    assert_eq!(
+        again,
+        ["e0", "e1"],
+        "the held batch comes back first, in order"
+    );
+    assert_eq!(
+        q.settle(&mut c, &p, &Settlement::default(), 0)
+            .await
+            .unwrap(),
+        Settled::Applied { evicted: 0 }
+    );
+    let next = q.reserve(&mut c, &p, 10).await.unwrap();
+    assert_eq!(next, ["e2", "e3", "e4"], "nothing was lost between the two");
+}
+
+/// Same for a blocking wait whose reply was lost: the moved envelope comes back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn r1_a_blocking_wait_whose_reply_was_lost_is_delivered() {
+    let redis = RedisServer::start();
+    push(&redis, 2).await;
+    let q = queue(&redis);
+    let p = q.keys.processing("proc", 0);
+    let mut blocking = q
+        .redis
+        .dedicated(std::time::Duration::from_secs(1))
+        .await
+        .unwrap();
+    let lost = q
+        .wait(&mut blocking, &p, std::time::Duration::from_secs(1))
+        .await
+        .unwrap();
+    assert_eq!(lost.as_deref(), Some(&b"e0"[..]));
+    let mut c = q.redis.get().await.unwrap();
+    assert_eq!(q.reserve(&mut c, &p, 10).await.unwrap(), ["e0"]);
+}
+
+/// Regression: a worker task returning its own list (at start, after a crash of the task)
+/// unregistered it, so until the next heartbeat a process crash left that list invisible to
+/// every reaper.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn r2_returning_a_live_task_list_keeps_it_registered() {
+    let redis = RedisServer::start();
+    push(&redis, 3).await;
+    let q = queue(&redis);
+    let p = q.keys.processing("proc", 0);
+    let mut c = redis.conn().await;
+    let _: () = ::redis::cmd("SADD")
+        .arg(&q.keys.workers)
+        .arg(&p)
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let mut pc = q.redis.get().await.unwrap();
+    assert_eq!(q.reserve(&mut pc, &p, 2).await.unwrap().len(), 2);
+    assert_eq!(q.recover(&p).await.unwrap(), 2);
+    let registered: bool = ::redis::cmd("SISMEMBER")
+        .arg(&q.keys.workers)
+        .arg(&p)
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert!(registered, "the task's list must stay visible to reapers");
+    // And they went back to the head of the queue, counted as an attempt (the task died).
+    let head: Vec<String> = ::redis::cmd("LRANGE")
+        .arg("herald:default")
+        .arg(-2)
+        .arg(-1)
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert_eq!(head, ["e1", "e0"]);
+}
