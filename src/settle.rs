@@ -11,7 +11,7 @@ use std::time::Duration;
 use backon::{BackoffBuilder, ExponentialBuilder};
 
 use crate::config::RetryConfig;
-use crate::delivery::{DeliveryId, DeliveryResult};
+use crate::delivery::{DeliveryError, DeliveryId, DeliveryResult};
 use crate::envelope::{Envelope, Rejection};
 use crate::queue::{DeadLetter, FailedDelivery};
 
@@ -79,9 +79,19 @@ pub fn decide(
     policy: &RetryConfig,
     clock: Clock,
 ) -> Decision {
-    let attempts = env.attempts.saturating_add(1);
+    // A delivery deferred by an open circuit was parked, not tried: when nothing else failed,
+    // this round does not count against max_attempts (the envelope waits for the remote
+    // instead of burning its retries on it).
+    let tried = results
+        .iter()
+        .any(|(_, r)| matches!(r, Err(e) if !matches!(e, DeliveryError::Deferred { .. })));
+    let attempts = if tried {
+        env.attempts.saturating_add(1)
+    } else {
+        env.attempts
+    };
     let max = max_attempts(env, policy);
-    let exhausted = attempts >= max;
+    let exhausted = tried && attempts >= max;
 
     let mut pending = Vec::new();
     let mut dead = Vec::new();
@@ -249,7 +259,6 @@ pub fn backoff(policy: &RetryConfig, attempts: u32) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::delivery::DeliveryError;
     use crate::envelope::{Limits, decode};
     use bytes::Bytes;
 
@@ -367,6 +376,36 @@ mod tests {
         assert_eq!(back.id, "e1");
         assert_eq!(back.attempts, 1);
         assert_eq!(back.pending, Some(vec![b("pusher")]));
+    }
+
+    #[test]
+    fn deliveries_deferred_by_an_open_circuit_do_not_use_up_attempts() {
+        let deferred = || {
+            Err(DeliveryError::Deferred {
+                reason: "circuit open".into(),
+                retry_after: Some(Duration::from_secs(7)),
+            })
+        };
+        // On what would be the last attempt: parked again, attempts unchanged, due when the
+        // circuit may close.
+        let e = env(r#"{"event":"E","data":{},"attempts":2}"#);
+        let d = decide("q", &e, &[(b("pusher"), deferred())], &policy(3), CLOCK);
+        assert!(d.dead.is_none());
+        let r = d.retry.unwrap();
+        assert_eq!(r.attempts, 2);
+        assert_eq!(r.due_ms, CLOCK.now_ms + 7_000);
+        // A real failure next to it still counts.
+        let d = decide(
+            "q",
+            &e,
+            &[(b("pusher"), deferred()), (l("hook"), http(500))],
+            &policy(3),
+            CLOCK,
+        );
+        assert!(d.retry.is_none());
+        let dead = d.dead.unwrap().1;
+        assert_eq!(dead.code, "retries_exhausted");
+        assert_eq!(dead.deliveries.len(), 2);
     }
 
     #[test]

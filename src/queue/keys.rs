@@ -95,6 +95,18 @@ impl GlobalKeys {
         format!("{}herald:circuit:{connection}", self.prefix)
     }
 
+    /// string with a TTL: claimed (`SET NX`) by the one request allowed to probe a half-open
+    /// circuit of `connection`.
+    pub fn circuit_probe(&self, connection: &str) -> String {
+        format!("{}:probe", self.circuit(connection))
+    }
+
+    /// set with a TTL, per envelope id appended: the parts of an event split over several
+    /// Pusher requests that `connection` already delivered (so a retry does not resend them).
+    pub fn pusher_sent_prefix(&self, connection: &str) -> String {
+        format!("{}herald:pusher:{connection}:sent:", self.prefix)
+    }
+
     /// hash: what a live process reports about itself (host, pid, queues, started), with a TTL.
     pub fn process_info(&self, process: &str) -> String {
         format!("{}herald:process:{process}", self.prefix)

@@ -33,7 +33,7 @@ use std::time::Duration;
 
 use crate::delivery::{DeliveryError, DeliveryResult};
 use crate::metrics::Metrics;
-use crate::queue::Redis;
+use crate::queue::{GlobalKeys, Redis};
 use crate::settle::now_ms;
 
 /// How long an expired-but-unprobed circuit is remembered.
@@ -73,7 +73,7 @@ impl Circuit {
     pub fn new(
         redis: Redis,
         connection: &str,
-        key: String,
+        keys: &GlobalKeys,
         threshold: u32,
         open_for: Duration,
         request_timeout: Duration,
@@ -83,8 +83,8 @@ impl Circuit {
         Circuit {
             redis,
             connection: connection.to_string(),
-            probe_key: format!("{key}:probe"),
-            key,
+            probe_key: keys.circuit_probe(connection),
+            key: keys.circuit(connection),
             threshold,
             open_for,
             probe_ttl: request_timeout + Duration::from_secs(2),

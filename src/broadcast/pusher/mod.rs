@@ -97,10 +97,11 @@ impl PusherBroadcaster {
         let master = (!config.encryption_master_key_base64.is_empty())
             .then(|| MasterKey::from_base64(&config.encryption_master_key_base64).ok())
             .flatten();
+        let keys = GlobalKeys::new(key_prefix);
         let circuit = Circuit::new(
             redis.clone(),
             name,
-            GlobalKeys::new(key_prefix).circuit(name),
+            &keys,
             config.circuit_failures,
             config.circuit_open_for,
             config.timeout,
@@ -129,7 +130,7 @@ impl PusherBroadcaster {
             master,
             permits: Semaphore::new(config.max_concurrent_requests.max(1)),
             circuit,
-            progress: Progress::new(redis, key_prefix, name),
+            progress: Progress::new(redis, &keys, name),
             metrics: metrics.clone(),
         })
     }
@@ -464,7 +465,10 @@ mod tests {
     #[test]
     fn requests_match_the_official_library() {
         // Read at run time, not include_str!: the container build copies no tests/.
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/pusher_requests.json");
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/pusher_requests.json"
+        );
         let fixture: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
         let text = |k: &str| fixture[k].as_str().unwrap().to_string();

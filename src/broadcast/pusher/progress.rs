@@ -12,7 +12,7 @@
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
-use crate::queue::Redis;
+use crate::queue::{GlobalKeys, Redis};
 
 /// How long the record is kept: longer than any retry schedule, so that `herald failed retry`
 /// of a dead letter with a partly delivered event does not repeat the delivered part either.
@@ -25,10 +25,10 @@ pub struct Progress {
 }
 
 impl Progress {
-    pub fn new(redis: Redis, key_prefix: &str, connection: &str) -> Progress {
+    pub fn new(redis: Redis, keys: &GlobalKeys, connection: &str) -> Progress {
         Progress {
             redis,
-            prefix: format!("{key_prefix}herald:pusher:{connection}:sent:"),
+            prefix: keys.pusher_sent_prefix(connection),
         }
     }
 
