@@ -389,25 +389,33 @@ pub struct PusherConfig {
     #[serde(with = "duration")]
     pub connect_timeout: Duration,
     /// Requests in flight at once on this connection, across all worker tasks of the process.
+    #[serde(deserialize_with = "lenient::number")]
     pub max_concurrent_requests: usize,
     /// Largest `data` string per event, in bytes (Pusher: 10 KB; soketi and sockudo: 100 KB).
+    #[serde(deserialize_with = "lenient::number")]
     pub max_data_bytes: usize,
     /// Channels per `/events` request (Pusher: 100); events with more are sent in chunks.
+    #[serde(deserialize_with = "lenient::number")]
     pub max_channels_per_request: usize,
     /// Events per `/batch_events` request (Pusher: 10).
+    #[serde(deserialize_with = "lenient::number")]
     pub max_batch_size: usize,
     /// Longest channel name, in characters (Pusher: 164; soketi 200; sockudo 100).
+    #[serde(deserialize_with = "lenient::number")]
     pub max_channel_name: usize,
     /// Longest event name, in characters (Pusher: 200).
+    #[serde(deserialize_with = "lenient::number")]
     pub max_event_name: usize,
     /// Consecutive failing requests (5xx, 429, timeouts, connection errors) that open the
     /// circuit shared by every replica; 0 disables the circuit.
+    #[serde(deserialize_with = "lenient::number")]
     pub circuit_failures: u32,
     /// How long an open circuit defers deliveries before one probe request may close it.
     #[serde(with = "duration")]
     pub circuit_open_for: Duration,
     /// Send an `idempotency_key` per event, so servers that honour it (sockudo) drop a retried
     /// duplicate; others ignore the field.
+    #[serde(deserialize_with = "lenient::boolean")]
     pub idempotency: bool,
 }
 
@@ -580,6 +588,37 @@ mod lenient {
         })
     }
 
+    /// A number, also given as a numeric string (`${VAR}` inside a user-named table is text).
+    pub fn number<'de, D, T>(d: D) -> Result<T, D::Error>
+    where
+        D: Deserializer<'de>,
+        T: std::str::FromStr + TryFrom<i64>,
+    {
+        let v = Scalar::deserialize(d)?;
+        let parsed = match &v {
+            Scalar::Int(i) => T::try_from(*i).ok(),
+            Scalar::Str(s) => s.trim().parse().ok(),
+            _ => None,
+        };
+        parsed.ok_or_else(|| match v {
+            Scalar::Str(s) => de::Error::custom(format!("{s:?} is not a valid number here")),
+            Scalar::Int(i) => de::Error::custom(format!("{i} is out of range here")),
+            _ => de::Error::custom("expected a number"),
+        })
+    }
+
+    /// `true`/`false`, also given as text.
+    pub fn boolean<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+        match Scalar::deserialize(d)? {
+            Scalar::Bool(b) => Ok(b),
+            Scalar::Str(s) => s
+                .trim()
+                .parse()
+                .map_err(|_| de::Error::custom(format!("{s:?} is not true or false"))),
+            _ => Err(de::Error::custom("expected true or false")),
+        }
+    }
+
     /// A port: an integer, a numeric string, or empty (`PUSHER_PORT` unset) for none.
     pub mod port {
         use super::*;
@@ -699,14 +738,19 @@ impl Config {
                             .collect(),
                     )
                 } else {
-                    typed(v)
+                    typed_for(key, v)
                 };
                 set_path(&mut value, key, v);
             }
         }
-        let config: Config = toml::Value::Table(value)
+        let mut config: Config = toml::Value::Table(value)
             .try_into()
             .map_err(|e: toml::de::Error| parse_err(e.message().to_string()))?;
+        // The built-in connections (redis, log, null) stay available when a file declares only
+        // its own (say, pusher); a connection of the same name replaces the built-in one.
+        for (name, c) in BroadcastingConfig::default().connections {
+            config.broadcasting.connections.entry(name).or_insert(c);
+        }
         config.validate()?;
         Ok(config)
     }
@@ -928,8 +972,9 @@ pub fn mask_url_password(s: &str) -> String {
 }
 
 /// Expands `${VAR}` / `${VAR:-default}` in every string of the table. A string that is exactly
-/// one expansion and yields a number or boolean becomes that number or boolean, so
-/// `concurrency = "${HERALD_CONCURRENCY:-4}"` works.
+/// one expansion takes the type its key has (see [`typed_for`]), so
+/// `concurrency = "${HERALD_CONCURRENCY:-4}"` works and `secret = "${SECRET}"` stays the exact
+/// string even when the secret is `0123`.
 fn expand_table(
     t: &mut toml::Table,
     path: &str,
@@ -956,7 +1001,7 @@ fn expand_value(
             let whole = s.starts_with("${") && s.find('}') == Some(s.len() - 1);
             let expanded = expand(s, env).map_err(|m| invalid(key, m))?;
             *v = if whole {
-                typed(expanded)
+                typed_for(key, expanded)
             } else {
                 toml::Value::String(expanded)
             };
@@ -972,17 +1017,26 @@ fn expand_value(
     Ok(())
 }
 
-/// A string from the environment as the TOML value it spells: integer, float, boolean, or string.
-fn typed(s: String) -> toml::Value {
-    if let Ok(i) = s.parse::<i64>() {
-        toml::Value::Integer(i)
-    } else if let Ok(b) = s.parse::<bool>() {
-        toml::Value::Boolean(b)
-    } else if let (true, Ok(f)) = (s.contains('.'), s.parse::<f64>()) {
-        toml::Value::Float(f)
-    } else {
-        toml::Value::String(s)
-    }
+/// A string from the environment as the value key `path` takes: a number or boolean where the
+/// built-in defaults have one at that path, a string everywhere else. Keys the defaults do not
+/// know (inside user-named listeners and connections) stay strings; their numeric settings
+/// accept numeric strings (`lenient`). Typing by the value's look instead would turn a secret
+/// `0123` into the number 123.
+fn typed_for(path: &str, s: String) -> toml::Value {
+    static DEFAULTS: std::sync::OnceLock<toml::Value> = std::sync::OnceLock::new();
+    let defaults = DEFAULTS
+        .get_or_init(|| toml::Value::try_from(Config::default()).expect("defaults serialize"));
+    let found = path
+        .split('.')
+        .try_fold(defaults, |v, part| v.as_table()?.get(part));
+    let parsed = match found {
+        Some(toml::Value::Integer(_)) => s.trim().parse().ok().map(toml::Value::Integer),
+        Some(toml::Value::Float(_)) => s.trim().parse().ok().map(toml::Value::Float),
+        Some(toml::Value::Boolean(_)) => s.trim().parse().ok().map(toml::Value::Boolean),
+        _ => None,
+    };
+    // Unparsable input stays a string, so the error names the key and shows the value.
+    parsed.unwrap_or(toml::Value::String(s))
 }
 
 /// Expands `${VAR}` and `${VAR:-default}` (default used when VAR is unset or empty).
@@ -1061,6 +1115,10 @@ mod duration {
     fn from_repr<E: de::Error>(r: Repr) -> Result<Duration, E> {
         match r {
             Repr::Secs(s) => Ok(Duration::from_secs(s)),
+            // A bare number of seconds also arrives as text through `${VAR}`.
+            Repr::Text(t) if t.trim().parse::<u64>().is_ok() => {
+                Ok(Duration::from_secs(t.trim().parse().expect("checked")))
+            }
             Repr::Text(t) => humantime::parse_duration(&t).map_err(|e| {
                 E::custom(format!(
                     "{t:?} is not a duration like \"500ms\" or \"25s\": {e}"
@@ -1182,6 +1240,61 @@ mod tests {
             err.contains("redis.url") && err.contains("REDIS_PORT is not set"),
             "{err}"
         );
+    }
+
+    /// Regression: whole-string expansions were typed by how they looked, so a secret `0123`
+    /// became the number 123 and REDIS_PREFIX=2024 failed as "expected a string".
+    #[test]
+    fn expansions_take_the_type_of_their_key_and_strings_stay_exact() {
+        let text = r#"
+            [worker]
+            concurrency = "${CONC}"
+            shutdown_timeout = "${GRACE}"
+            [listeners.h]
+            type = "webhook"
+            url = "https://example.test/h"
+            secret = "${HOOK_SECRET}"
+            timeout = "${HOOK_TIMEOUT}"
+            [broadcasting.connections.pusher]
+            driver = "pusher"
+            app_id = "${PUSHER_APP_ID}"
+            secret = "${PUSHER_APP_SECRET}"
+            max_batch_size = "${BATCH}"
+            idempotency = "${IDEM}"
+        "#;
+        let c = parse(
+            text,
+            &[
+                ("CONC", "6"),
+                ("GRACE", "30"),
+                ("HOOK_SECRET", "0123"),
+                ("HOOK_TIMEOUT", "7"),
+                ("PUSHER_APP_ID", "0042"),
+                ("PUSHER_APP_SECRET", "1.50"),
+                ("BATCH", "8"),
+                ("IDEM", "false"),
+                ("REDIS_PREFIX", "2024"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(c.worker.concurrency, 6);
+        assert_eq!(c.worker.shutdown_timeout, Duration::from_secs(30));
+        // Declaring a connection keeps the built-in ones.
+        assert!(c.broadcasting.connections.contains_key("redis"));
+        assert_eq!(c.redis.prefix, "2024");
+        let ListenerConfig::Webhook(h) = &c.listeners["h"] else {
+            panic!("webhook")
+        };
+        assert_eq!(h.secret.as_deref(), Some("0123"));
+        assert_eq!(h.timeout, Duration::from_secs(7));
+        let ConnectionConfig::Pusher(p) = &c.broadcasting.connections["pusher"] else {
+            panic!("pusher")
+        };
+        assert_eq!((p.app_id.as_str(), p.secret.as_str()), ("0042", "1.50"));
+        assert_eq!(p.max_batch_size, 8);
+        assert!(!p.idempotency);
+        let err = parse("[worker]\nconcurrency = \"${CONC}\"\n", &[("CONC", "many")]).unwrap_err();
+        assert!(err.to_string().contains("many"), "{err}");
     }
 
     #[test]
