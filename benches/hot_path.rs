@@ -1,5 +1,5 @@
 //! Micro-benchmarks of the per-event hot path (criterion): envelope decode, routing, the
-//! Laravel message encode, and the settle decision. `cargo bench --bench hot_path`.
+//! Laravel message encode, Pusher request signing, and the settle decision. `cargo bench --bench hot_path`.
 //! End-to-end numbers come from `herald bench`, not from here.
 
 use std::hint::black_box;
@@ -8,6 +8,7 @@ use bytes::Bytes;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use herald::bench::w1_envelope;
 use herald::broadcast::laravel_message;
+use herald::broadcast::pusher::sign::signed_query;
 use herald::config::Config;
 use herald::delivery::{DeliveryError, DeliveryId};
 use herald::envelope::{Limits, decode};
@@ -51,6 +52,21 @@ fn hot_path(c: &mut Criterion) {
     });
     g.bench_function("laravel_message_encode_with_socket", |b| {
         b.iter(|| laravel_message(black_box("E"), black_box(&env.data), Some("123.456")))
+    });
+
+    // One batch_events request of 10 W1 events (~3 KB body): signed once per request.
+    let body = vec![b'x'; 3000];
+    g.bench_function("pusher_sign_batch_request", |b| {
+        b.iter(|| {
+            signed_query(
+                "278d425bdf160c739803",
+                "7ad3773142a6692b25b8",
+                "POST",
+                "/apps/3/batch_events",
+                black_box(&body),
+                1_353_088_179,
+            )
+        })
     });
 
     let ok = [(DeliveryId::Broadcast("redis".into()), Ok(()))];
