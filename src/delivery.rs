@@ -127,6 +127,20 @@ impl DeliveryError {
     }
 }
 
+/// The text of an HTTP transport error and its causes ("error sending request: connection
+/// refused"), without the URL, which may carry credentials or a signed query.
+pub fn http_error_text(e: reqwest::Error) -> String {
+    let e = e.without_url();
+    let mut out = e.to_string();
+    let mut source = std::error::Error::source(&e);
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}
+
 /// The outcome of one delivery.
 pub type DeliveryResult = Result<(), DeliveryError>;
 

@@ -82,17 +82,7 @@ pub(crate) fn transport_error(e: reqwest::Error, limit: Duration) -> DeliveryErr
     if e.is_timeout() {
         DeliveryError::Timeout(limit)
     } else {
-        // Show the cause chain ("error sending request: connection refused") without the URL,
-        // which may carry credentials.
-        let e = e.without_url();
-        let mut msg = e.to_string();
-        let mut src = std::error::Error::source(&e);
-        while let Some(s) = src {
-            msg.push_str(": ");
-            msg.push_str(&s.to_string());
-            src = s.source();
-        }
-        DeliveryError::Connect(msg)
+        DeliveryError::Connect(crate::delivery::http_error_text(e))
     }
 }
 

@@ -1,18 +1,9 @@
 use std::time::Duration;
 
-use herald::queue::{Queue, QueueKeys, Redis};
-
 use crate::support::herald::{Running, config};
+use crate::support::queue;
 use crate::support::redis::RedisServer;
 use crate::support::subscriber::Subscriber;
-
-fn queue(redis: &RedisServer) -> Queue {
-    Queue::new(
-        Redis::open(&redis.url(), 2).unwrap(),
-        QueueKeys::new("", "herald:default"),
-        0,
-    )
-}
 
 /// Each kind of bad input is dead-lettered with its own code, a reason a person can act on, and
 /// its exact bytes; the events pushed after each of them are still delivered.

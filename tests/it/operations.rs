@@ -280,16 +280,8 @@ async fn readyz_follows_redis_and_herald_reconnects_without_losing_what_was_push
     .await;
 
     // Everything pushed before the outage is handled by the same process, without a restart.
-    let q = herald::queue::Queue::new(
-        herald::queue::Redis::open(&redis.url(), 2).unwrap(),
-        herald::queue::QueueKeys::new("", "herald:default"),
-        0,
-    );
-    crate::support::eventually("the backlog to drain after the outage", || async {
-        let s = q.stats(herald::settle::now_ms()).await.ok()?;
-        (s.waiting == 0 && s.processing == 0 && s.delayed == 0).then_some(())
-    })
-    .await;
+    let q = crate::support::queue(&redis);
+    crate::support::settled(&q).await;
     assert!(q.failed_list(0, 1).await.unwrap().is_empty());
     running.stop().await.unwrap();
     let ids = recorder.ids.lock().unwrap();

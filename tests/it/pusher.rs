@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use herald::queue::{Queue, QueueKeys, Redis};
+use herald::queue::Queue;
 use herald::testing::PusherFake;
 use serde_json::{Value, json};
 
@@ -18,14 +18,7 @@ use crate::support::peers::{self, NodeScript, Soketi};
 use crate::support::redis::RedisServer;
 use crate::support::subscriber::Subscriber;
 use crate::support::{eventually, guard};
-
-fn queue(redis: &RedisServer) -> Queue {
-    Queue::new(
-        Redis::open(&redis.url(), 2).unwrap(),
-        QueueKeys::new("", "herald:default"),
-        0,
-    )
-}
+use crate::support::{queue, settled};
 
 /// herald broadcasting on the fake only, fast retries; `conn` and `extra` are appended.
 fn with_fake(
@@ -59,15 +52,6 @@ async fn push(redis: &RedisServer, envelopes: &[String]) {
 
 fn envelope(id: &str, channels: &[&str], data: Value) -> String {
     json!({"id": id, "event": "OrderShipped", "channels": channels, "data": data}).to_string()
-}
-
-/// Waits until nothing is waiting, reserved or delayed: every envelope is settled.
-async fn settled(q: &Queue) {
-    eventually("the queue to settle", || async {
-        let s = q.stats(herald::settle::now_ms()).await.unwrap();
-        (s.waiting == 0 && s.processing == 0 && s.delayed == 0).then_some(())
-    })
-    .await
 }
 
 async fn dead_letter(q: &Queue, id: &str) -> herald::queue::DeadLetter {

@@ -1,16 +1,9 @@
 //! The queue's contract with Redis, one operation at a time (what the worker relies on).
 
-use herald::queue::{Queue, QueueKeys, Redis, Settled, Settlement};
+use herald::queue::{Settled, Settlement};
 
+use crate::support::queue;
 use crate::support::redis::RedisServer;
-
-fn queue(redis: &RedisServer) -> Queue {
-    Queue::new(
-        Redis::open(&redis.url(), 2).unwrap(),
-        QueueKeys::new("", "herald:default"),
-        0,
-    )
-}
 
 async fn push(redis: &RedisServer, n: usize) {
     let mut c = redis.conn().await;

@@ -6,21 +6,13 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 use herald::delivery::DeliveryResult;
 use herald::listeners::{Event, Listener};
-use herald::queue::{Queue, QueueKeys, Redis};
 use serde_json::Value;
 
 use crate::support::Recorder;
 use crate::support::herald::{Binary, Running, config};
+use crate::support::queue;
 use crate::support::redis::RedisServer;
 use crate::support::subscriber::Subscriber;
-
-fn queue(redis: &RedisServer) -> Queue {
-    Queue::new(
-        Redis::open(&redis.url(), 2).unwrap(),
-        QueueKeys::new("", "herald:default"),
-        0,
-    )
-}
 
 /// `n` envelopes with ids `e0..`, pushed in order.
 async fn preload(redis: &RedisServer, n: usize) {
@@ -150,11 +142,7 @@ async fn kill_9_mid_run_loses_nothing_and_duplicates_only_the_killed_batches() {
     );
     // Nothing left anywhere once the second process has caught up.
     let q = queue(&redis);
-    crate::support::eventually("queue drained", || async {
-        let s = q.stats(herald::settle::now_ms()).await.unwrap();
-        (s.waiting == 0 && s.processing == 0 && s.delayed == 0).then_some(())
-    })
-    .await;
+    crate::support::settled(&q).await;
     assert!(q.failed_list(0, 1).await.unwrap().is_empty());
 }
 

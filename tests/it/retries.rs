@@ -1,20 +1,12 @@
 use std::time::Duration;
 
-use herald::queue::{Queue, QueueKeys, Redis};
 use serde_json::Value;
 
 use crate::support::herald::{Running, config};
 use crate::support::http::Fake;
 use crate::support::redis::RedisServer;
 use crate::support::subscriber::Subscriber;
-
-fn queue(redis: &RedisServer) -> Queue {
-    Queue::new(
-        Redis::open(&redis.url(), 2).unwrap(),
-        QueueKeys::new("", "herald:default"),
-        0,
-    )
-}
+use crate::support::{queue, settled};
 
 fn with_hook(redis: &RedisServer, hook: &Fake, max_attempts: u32) -> herald::Config {
     config(
@@ -45,15 +37,6 @@ async fn push(redis: &RedisServer, raw: &str) {
         .query_async(&mut c)
         .await
         .unwrap();
-}
-
-/// Waits until nothing is waiting, reserved or delayed: the envelope is fully settled.
-async fn settled(q: &Queue) {
-    crate::support::eventually("the queue to settle", || async {
-        let s = q.stats(herald::settle::now_ms()).await.unwrap();
-        (s.waiting == 0 && s.processing == 0 && s.delayed == 0).then_some(())
-    })
-    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

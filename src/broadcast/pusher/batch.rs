@@ -39,6 +39,23 @@ pub struct Settings {
     pub idempotency: bool,
 }
 
+impl Settings {
+    /// Pusher's documented limits (10 KB data, 100 channels, 10 per batch, 164-character
+    /// channel names, 200-character event names), idempotency off: what the tests assume.
+    #[cfg(test)]
+    pub fn documented(connection: &str) -> Settings {
+        Settings {
+            connection: connection.into(),
+            max_data_bytes: 10240,
+            max_channels_per_request: 100,
+            max_batch_size: 10,
+            max_channel_name: 164,
+            max_event_name: 200,
+            idempotency: false,
+        }
+    }
+}
+
 /// One event object of a request body.
 #[derive(Debug, Clone)]
 pub struct Unit<'a> {
@@ -369,15 +386,7 @@ mod tests {
     use serde_json::{Value, json};
 
     fn settings() -> Settings {
-        Settings {
-            connection: "pusher".into(),
-            max_data_bytes: 10240,
-            max_channels_per_request: 100,
-            max_batch_size: 10,
-            max_channel_name: 164,
-            max_event_name: 200,
-            idempotency: false,
-        }
+        Settings::documented("pusher")
     }
 
     struct Owned {

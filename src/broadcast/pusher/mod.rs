@@ -329,7 +329,7 @@ impl PusherBroadcaster {
                     "connection {:?}: POST {}{path}: {}",
                     self.name,
                     self.base_url,
-                    error_chain(e)
+                    crate::delivery::http_error_text(e)
                 ))),
             ),
         };
@@ -404,7 +404,7 @@ async fn read_bounded(mut resp: reqwest::Response) -> Result<Vec<u8>, String> {
                 out.extend_from_slice(&chunk[..chunk.len().min(room)]);
             }
             Ok(None) => break,
-            Err(e) => return Err(error_chain(e)),
+            Err(e) => return Err(crate::delivery::http_error_text(e)),
         }
     }
     Ok(out)
@@ -442,19 +442,6 @@ fn server_message(body: &[u8]) -> String {
     }
 }
 
-/// An error and its causes, without the URL (it carries the signed query).
-fn error_chain(e: reqwest::Error) -> String {
-    let e = e.without_url();
-    let mut out = e.to_string();
-    let mut source = std::error::Error::source(&e);
-    while let Some(s) = source {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        source = s.source();
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -475,15 +462,7 @@ mod tests {
         let (app_id, key, secret) = (text("app_id"), text("key"), text("secret"));
         let master = MasterKey::from_base64(&text("encryption_master_key_base64")).unwrap();
         let ts = fixture["auth_timestamp"].as_u64().unwrap();
-        let settings = Settings {
-            connection: "pusher".into(),
-            max_data_bytes: 10240,
-            max_channels_per_request: 100,
-            max_batch_size: 10,
-            max_channel_name: 164,
-            max_event_name: 200,
-            idempotency: false,
-        };
+        let settings = Settings::documented("pusher");
         // (name, channels, data, socket) per message, for each fixture case.
         type Event = (
             &'static str,

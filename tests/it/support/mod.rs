@@ -70,3 +70,21 @@ impl ::herald::listeners::Listener for Recorder {
         })
     }
 }
+
+/// The default queue (`herald:default`, no prefix) of a test's Redis, through herald's own API.
+pub fn queue(redis: &redis::RedisServer) -> ::herald::queue::Queue {
+    ::herald::queue::Queue::new(
+        ::herald::queue::Redis::open(&redis.url(), 2).unwrap(),
+        ::herald::queue::QueueKeys::new("", "herald:default"),
+        0,
+    )
+}
+
+/// Waits until nothing is waiting, reserved or delayed: everything pushed is settled.
+pub async fn settled(q: &::herald::queue::Queue) {
+    eventually("the queue to settle", || async {
+        let s = q.stats(::herald::settle::now_ms()).await.ok()?;
+        (s.waiting == 0 && s.processing == 0 && s.delayed == 0).then_some(())
+    })
+    .await
+}
