@@ -253,8 +253,12 @@ impl Herald {
             metrics_addr = Some(bound);
             admin_task = Some(handle);
         }
+        // Its own token: heartbeats must go on through the drain (or another replica would
+        // reap the batches still being finished) and stop before the lists are returned (or a
+        // last heartbeat would register them again after they were unregistered).
+        let maintenance_stop = CancellationToken::new();
         let maintenance_task = {
-            let token = background.clone();
+            let token = maintenance_stop.clone();
             let health = health.clone();
             tokio::spawn(async move {
                 let ticker = async {
@@ -331,6 +335,8 @@ impl Herald {
             tasks.abort_all();
             while tasks.join_next().await.is_some() {}
         }
+        maintenance_stop.cancel();
+        let _ = maintenance_task.await;
         let mut returned_all = true;
         for (q, lists) in queues.iter().zip(&processing) {
             match q.requeue(lists, false).await {
@@ -344,11 +350,10 @@ impl Herald {
                 }
             }
         }
-        background.cancel();
-        let _ = maintenance_task.await;
         if returned_all && let Err(e) = reaper::deregister(&redis, &global, &process_id).await {
             tracing::warn!(message = "Could not deregister; the reaper will.", error = %e);
         }
+        background.cancel();
         if let Some(h) = admin_task {
             let _ = h.await;
         }

@@ -179,8 +179,15 @@ pub async fn process(shared: &Shared, queue: &str, batch: Vec<Bytes>) -> Settlem
         observe(&shared.listener_metrics[l], &routed[i], &result, took);
         routed[i].results.push((id, result));
     }
-    for (c, members, results, took) in broadcast {
+    for (c, members, mut results, took) in broadcast {
         let name = &shared.registry.connection_names()[c];
+        // One outcome per message is the driver contract; a missing one must not read as success.
+        results.resize_with(members.len(), || {
+            Err(crate::delivery::DeliveryError::Custom {
+                message: format!("broadcaster {name} reported no outcome"),
+                retryable: true,
+            })
+        });
         for (i, result) in members.into_iter().zip(results) {
             observe(&shared.connection_metrics[c], &routed[i], &result, took);
             routed[i]
@@ -527,8 +534,8 @@ impl Maintenance {
                     .set_oldest_waiting(&q.keys.name, age.unwrap_or(0.0));
             }
         }
-        if let Ok(live) = reaper::live_processes(redis, &self.global).await {
-            self.metrics.set_live_processes(live.len());
+        if let Ok(live) = reaper::count_live(redis, &self.global, self.process_timeout, now).await {
+            self.metrics.set_live_processes(live);
         }
     }
 

@@ -176,6 +176,23 @@ pub async fn deregister(redis: &Redis, global: &GlobalKeys, id: &str) -> Result<
         .map_err(global_err("deregister"))
 }
 
+/// How many processes heartbeated within `timeout` of `now_ms` (one command).
+pub async fn count_live(
+    redis: &Redis,
+    global: &GlobalKeys,
+    timeout: Duration,
+    now_ms: u64,
+) -> Result<usize, QueueError> {
+    let mut conn = redis.get().await.map_err(global_err("processes"))?;
+    redis::cmd("ZCOUNT")
+        .arg(&global.processes)
+        .arg(now_ms.saturating_sub(timeout.as_millis() as u64))
+        .arg("+inf")
+        .query_async(&mut conn)
+        .await
+        .map_err(global_err("processes"))
+}
+
 /// Live processes with their last heartbeat (ms), newest first.
 pub async fn live_processes(
     redis: &Redis,
