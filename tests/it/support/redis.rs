@@ -1,5 +1,5 @@
 //! A `redis-server` owned by one test: free loopback port, its own directory, killed on drop.
-//! Never port 6379, never FLUSHALL on anything shared. `HERALD_REDIS_SERVER` overrides the binary.
+//! Never port 6379, and nothing shared is ever flushed. `HERALD_REDIS_SERVER` overrides the binary.
 
 use std::net::TcpListener;
 use std::path::PathBuf;
