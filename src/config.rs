@@ -999,7 +999,18 @@ fn expand_value(
     match v {
         toml::Value::String(s) if s.contains("${") => {
             let whole = s.starts_with("${") && s.find('}') == Some(s.len() - 1);
-            let expanded = expand(s, env).map_err(|m| invalid(key, m))?;
+            let expanded = expand(s, env).map_err(|m| {
+                // The message quotes the value; a secret's value must not reach the terminal.
+                let secret = SECRET_KEYS.contains(&key.rsplit('.').next().unwrap_or(key));
+                invalid(
+                    key,
+                    if secret {
+                        "bad `${…}` in a secret (value not shown)".into()
+                    } else {
+                        m
+                    },
+                )
+            })?;
             *v = if whole {
                 typed_for(key, expanded)
             } else {
@@ -1466,6 +1477,20 @@ mod tests {
             "{out}"
         );
         assert!(out.contains("port = 6001"), "{out}");
+    }
+
+    #[test]
+    fn a_broken_expansion_in_a_secret_does_not_echo_it() {
+        let err = parse(
+            "[listeners.h]\ntype = \"webhook\"\nurl = \"https://x.test/\"\nsecret = \"top${secret\"\n",
+            &[],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("listeners.h.secret") && !err.contains("top"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -196,7 +196,9 @@ pub async fn process(shared: &Shared, queue: &str, batch: Vec<Bytes>) -> Settlem
         }
     }
 
-    // 3. Decide.
+    // 3. Decide, on a clock read after the deliveries: a `Retry-After` counts from when the
+    // answer came, not from when the batch started.
+    let clock = Clock::now();
     for r in routed {
         let d = settle::decide(queue, &r.env, &r.results, &r.plan.retry, clock);
         record(

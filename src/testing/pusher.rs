@@ -479,7 +479,7 @@ fn parse_items(batch: bool, body: &[u8], limits: &FakeLimits) -> Result<Vec<Item
                 ),
             ));
         }
-        if name.chars().count() > limits.max_event_name {
+        if name.len() > limits.max_event_name {
             return Err((400, "Event name is too long".into()));
         }
         if data.len() > limits.max_data_bytes {

@@ -335,7 +335,7 @@ async fn limit_violations_are_dead_lettered_without_a_request() {
     for (id, code, needle) in [
         ("too-big", "data_too_large", "max_data_bytes of 10240"),
         ("bad-socket", "bad_socket_id", "Fk1Sx2Ztxd3Bqc4oAAAB"),
-        ("long-name", "event_name_too_long", "60 characters"),
+        ("long-name", "event_name_too_long", "60 bytes"),
         ("long-channel", "bad_channel", "over the limit of 20"),
         (
             "no-key",

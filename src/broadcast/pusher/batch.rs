@@ -116,12 +116,14 @@ fn plan_one<'a>(
 ) -> Result<Vec<Unit<'a>>, DeliveryError> {
     let conn = &s.connection;
     let id = m.id;
-    let name_len = m.name.chars().count();
+    // Bytes, the strictest of the servers' units (sockudo counts bytes, soketi UTF-16 units,
+    // Pusher's libraries characters), so a name accepted here is accepted everywhere.
+    let name_len = m.name.len();
     if name_len > s.max_event_name {
         return Err(invalid(
             "event_name_too_long",
             format!(
-                "event {id}: name is {name_len} characters, over connection {conn:?}'s \
+                "event {id}: name is {name_len} bytes, over connection {conn:?}'s \
                  max_event_name of {}",
                 s.max_event_name
             ),
@@ -139,6 +141,9 @@ fn plan_one<'a>(
         ));
     }
     let mut channels: Vec<&'a str> = Vec::with_capacity(m.channels.len());
+    // A set, not Vec::contains: an envelope may name 100,000 channels (quadratic took 14 s).
+    let mut seen: std::collections::HashSet<&str> =
+        std::collections::HashSet::with_capacity(m.channels.len());
     for c in m.channels {
         validate_channel(c, s.max_channel_name).map_err(|why| {
             invalid(
@@ -149,7 +154,7 @@ fn plan_one<'a>(
                 ),
             )
         })?;
-        if !channels.contains(&c.as_str()) {
+        if seen.insert(c.as_str()) {
             channels.push(c);
         }
     }
@@ -364,13 +369,20 @@ impl Plan<'_> {
                         retry_after: None,
                     }),
                 });
+                // Fatal beats a real retryable failure, which beats "deferred" (circuit open,
+                // or a sibling chunk not attempted): a deferral must never hide the 5xx that
+                // happened next to it, or the event would retry without using up attempts.
+                let rank = |e: &DeliveryError| match e {
+                    e if !e.is_retryable() => 2,
+                    DeliveryError::Deferred { .. } => 0,
+                    _ => 1,
+                };
                 let mut worst: Option<DeliveryError> = None;
                 for e in errors {
                     worst = Some(match worst {
                         None => e,
-                        Some(w) if !w.is_retryable() => w,
-                        Some(_) if !e.is_retryable() => e,
-                        Some(w) if e.retry_after() > w.retry_after() => e,
+                        Some(w) if rank(&e) > rank(&w) => e,
+                        Some(w) if rank(&e) == rank(&w) && e.retry_after() > w.retry_after() => e,
                         Some(w) => w,
                     });
                 }
@@ -419,6 +431,36 @@ mod tests {
 
     fn zero_nonce() -> [u8; 24] {
         [0; 24]
+    }
+
+    /// Regression (review): when one chunk of a split event got a 500 and the other was not
+    /// attempted (circuit opened meanwhile), the event reported "deferred", which uses no
+    /// attempt, so a server failing for ever made it retry for ever.
+    #[test]
+    fn a_real_failure_is_never_hidden_behind_a_deferral() {
+        let channels: Vec<String> = (0..150).map(|i| format!("c{i}")).collect();
+        let refs: Vec<&str> = channels.iter().map(String::as_str).collect();
+        let o = owned("split", "E", &refs, "{}", None);
+        let p = plan(&[msg(&o)], &settings(), None, &mut zero_nonce);
+        assert_eq!(p.units.len(), 2, "150 channels: two requests");
+        let http500 = DeliveryError::Http {
+            status: 500,
+            body: String::new(),
+            retry_after: None,
+        };
+        let deferred = DeliveryError::Deferred {
+            reason: "circuit open".into(),
+            retry_after: Some(std::time::Duration::from_secs(9)),
+        };
+        for second in [Some(Err(deferred.clone())), None] {
+            let results = p.results(&[Some(Err(http500.clone())), second]);
+            match &results[0] {
+                Err(DeliveryError::Http { status: 500, .. }) => {}
+                other => panic!("the 500 must win over the deferral: {other:?}"),
+            }
+        }
+        let results = p.results(&[Some(Err(deferred)), Some(Ok(()))]);
+        assert!(matches!(&results[0], Err(DeliveryError::Deferred { .. })));
     }
 
     #[test]
@@ -503,7 +545,7 @@ mod tests {
             (
                 owned("1", &long_name, &["c"], "{}", None),
                 "event_name_too_long",
-                "201 characters",
+                "201 bytes",
             ),
             (
                 owned("2", "E", &["c"], &big, None),

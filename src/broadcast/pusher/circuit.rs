@@ -112,6 +112,9 @@ impl Circuit {
         };
         self.metrics.set_circuit(&self.connection, true);
         if open_until > now {
+            // Clamped: the value comes from Redis, and a wild one would push a due time past
+            // the end of time.
+            let open_until = open_until.min(now + self.open_for.as_millis() as u64);
             self.open_until.store(open_until, Ordering::Relaxed);
             return Admit::Open(Duration::from_millis(open_until - now));
         }
@@ -171,6 +174,11 @@ impl Circuit {
             Err(DeliveryError::Deferred { .. }) => {}
             _ => self.consecutive.store(0, Ordering::Relaxed),
         }
+    }
+
+    /// Gives the probe back without a verdict: the probe request never reached the server.
+    pub async fn release_probe(&self) {
+        let _: Option<()> = self.query(redis::cmd("DEL").arg(&self.probe_key)).await;
     }
 
     /// Settles a probe: `healthy` closes the circuit for everyone, otherwise it opens again.

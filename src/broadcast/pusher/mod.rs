@@ -194,9 +194,18 @@ impl PusherBroadcaster {
                     Err(e) if circuit::is_failure(e) => Some(e.to_string()),
                     _ => None,
                 });
-                self.circuit
-                    .probed(failure.is_none(), failure.as_deref().unwrap_or(""))
-                    .await;
+                let reached_server = probe
+                    .iter()
+                    .any(|(_, r)| !matches!(r, Err(DeliveryError::Deferred { .. })));
+                if reached_server {
+                    self.circuit
+                        .probed(failure.is_none(), failure.as_deref().unwrap_or(""))
+                        .await;
+                } else {
+                    // Deferred locally (a request still in flight reopened the circuit): no
+                    // verdict, so neither close the circuit for everyone nor reopen it.
+                    self.circuit.release_probe().await;
+                }
                 outcomes = probe;
                 if failure.is_none() {
                     outcomes.extend(self.dispatch_all(units, requests).await);
