@@ -25,16 +25,6 @@ fn parse_metrics(text: &str) -> HashMap<String, f64> {
     out
 }
 
-async fn scrape(running: &Running) -> String {
-    let addr = running.started.metrics_addr.expect("metrics served");
-    reqwest::get(format!("http://{addr}/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
-}
-
 fn promtool() -> &'static str {
     assert!(
         Command::new("promtool")
@@ -107,7 +97,7 @@ async fn metrics_count_exactly_the_outcomes_of_a_run_and_pass_promtool() {
         .unwrap();
     hook.wait_for(OK + 2 * RETRIED + DEAD).await;
     let text = crate::support::eventually("counters to settle", || async {
-        let text = scrape(&running).await;
+        let text = running.metrics().await;
         let m = parse_metrics(&text);
         (m.get(r#"herald_dead_letters_total{reason="http_4xx"}"#) == Some(&(DEAD as f64))
             && m.get(r#"herald_deliveries_total{delivery="listener:hook",outcome="ok"}"#)
@@ -206,14 +196,7 @@ async fn readyz_follows_redis_and_herald_reconnects_without_losing_what_was_push
     let all: Vec<String> = (0..N)
         .map(|i| format!(r#"{{"id":"r{i}","event":"E","channels":["c"],"data":{{"i":{i}}}}}"#))
         .collect();
-    for chunk in all.chunks(1000) {
-        let _: () = ::redis::cmd("LPUSH")
-            .arg("herald:default")
-            .arg(chunk)
-            .query_async(&mut c)
-            .await
-            .unwrap();
-    }
+    crate::support::push(&redis, &all).await;
     let recorder = Arc::new(Recorder::default());
     let cfg = config(
         &redis,

@@ -17,7 +17,7 @@ use crate::support::herald::{Running, config};
 use crate::support::peers::{self, NodeScript, Soketi};
 use crate::support::redis::RedisServer;
 use crate::support::subscriber::Subscriber;
-use crate::support::{eventually, guard};
+use crate::support::{eventually, guard, push};
 use crate::support::{queue, settled};
 
 /// herald broadcasting on the fake only, fast retries; `conn` and `extra` are appended.
@@ -38,18 +38,6 @@ fn with_fake(
     )
 }
 
-async fn push(redis: &RedisServer, envelopes: &[String]) {
-    let mut c = redis.conn().await;
-    for chunk in envelopes.chunks(500) {
-        let _: () = ::redis::cmd("LPUSH")
-            .arg("herald:default")
-            .arg(chunk)
-            .query_async(&mut c)
-            .await
-            .unwrap();
-    }
-}
-
 fn envelope(id: &str, channels: &[&str], data: Value) -> String {
     json!({"id": id, "event": "OrderShipped", "channels": channels, "data": data}).to_string()
 }
@@ -59,16 +47,6 @@ async fn dead_letter(q: &Queue, id: &str) -> herald::queue::DeadLetter {
         q.failed_get(id).await.unwrap()
     })
     .await
-}
-
-async fn metrics(herald: &Running) -> String {
-    let addr = herald.started.metrics_addr.expect("metrics served");
-    reqwest::get(format!("http://{addr}/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -90,7 +68,7 @@ async fn three_500s_then_delivered_exactly_once() {
     assert_eq!(events[0].data, r#"{"order_id":1}"#);
     let statuses: Vec<u16> = fake.requests().iter().map(|r| r.status).collect();
     assert_eq!(statuses, [500, 500, 500, 200]);
-    let text = metrics(&herald).await;
+    let text = herald.metrics().await;
     for line in [
         r#"herald_pusher_requests_total{connection="pusher",status="500"} 3"#,
         r#"herald_pusher_requests_total{connection="pusher",status="200"} 1"#,
@@ -248,7 +226,8 @@ async fn an_open_circuit_sends_nothing_until_one_probe_closes_it() {
         .unwrap();
     assert_eq!(gone, None, "the probe closed the circuit");
     assert!(
-        metrics(&herald)
+        herald
+            .metrics()
             .await
             .contains(r#"herald_circuit_open{connection="pusher"} 0"#)
     );

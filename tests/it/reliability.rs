@@ -16,7 +16,6 @@ use crate::support::subscriber::Subscriber;
 
 /// `n` envelopes with ids `e0..`, pushed in order.
 async fn preload(redis: &RedisServer, n: usize) {
-    let mut c = redis.conn().await;
     let all: Vec<String> = (0..n)
         .map(|i| {
             format!(
@@ -25,14 +24,7 @@ async fn preload(redis: &RedisServer, n: usize) {
             )
         })
         .collect();
-    for chunk in all.chunks(1000) {
-        let _: () = ::redis::cmd("LPUSH")
-            .arg("herald:default")
-            .arg(chunk)
-            .query_async(&mut c)
-            .await
-            .unwrap();
-    }
+    crate::support::push(redis, &all).await;
 }
 
 fn id_of(payload: &str) -> u64 {

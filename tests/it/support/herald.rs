@@ -60,6 +60,17 @@ impl Running {
         }
     }
 
+    /// The text of this instance's `/metrics`.
+    pub async fn metrics(&self) -> String {
+        let addr = self.started.metrics_addr.expect("metrics served");
+        reqwest::get(format!("http://{addr}/metrics"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
     /// Shuts down the way SIGTERM does and waits for the drain.
     pub async fn stop(mut self) -> Result<(), herald::Error> {
         let _ = self.stop.take().unwrap().send(());

@@ -88,3 +88,19 @@ pub async fn settled(q: &::herald::queue::Queue) {
     })
     .await
 }
+
+/// `LPUSH`es envelopes onto `herald:default`, in order and in chunks, as a producer would.
+pub async fn push<T: ::redis::ToRedisArgs + Send + Sync>(
+    redis: &redis::RedisServer,
+    envelopes: &[T],
+) {
+    let mut c = redis.conn().await;
+    for chunk in envelopes.chunks(1000) {
+        let _: () = ::redis::cmd("LPUSH")
+            .arg("herald:default")
+            .arg(chunk)
+            .query_async(&mut c)
+            .await
+            .unwrap();
+    }
+}
