@@ -339,3 +339,99 @@ async fn a_real_prometheus_scrapes_herald() {
     assert_eq!(series["value"][1], "1");
     running.stop().await.unwrap();
 }
+
+/// The log contract operators rely on: JSON lines; one line per retry and per dead letter with
+/// envelope id, queue, delivery, attempt and reason; nothing per successful event at info; no
+/// secret anywhere.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logs_have_one_line_per_retry_and_dead_letter_and_no_secrets() {
+    let redis = RedisServer::start();
+    let flaky: Arc<Mutex<HashSet<String>>> = Arc::default();
+    let hook = Fake::respond_with({
+        let flaky = flaky.clone();
+        move |body| {
+            let v: serde_json::Value = serde_json::from_slice(body).unwrap();
+            let id = v["id"].as_str().unwrap().to_string();
+            if id == "flaky" && flaky.lock().unwrap().insert(id) {
+                503
+            } else {
+                200
+            }
+        }
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("herald.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[redis]\nurl = \"{}\"\n[worker]\nheartbeat_interval = \"100ms\"\nprocess_timeout = \"1s\"\npromote_interval = \"50ms\"\n\
+             [metrics]\naddr = \"\"\n[retry]\ndelays = [\"10ms\"]\n\
+             [listeners.hook]\ntype = \"webhook\"\nurl = \"{}\"\nsecret = \"s3cr3t-hook\"\n[events.E]\nlisteners = [\"hook\"]\n",
+            redis.url(),
+            hook.url()
+        ),
+    )
+    .unwrap();
+    let run = crate::support::herald::Binary::spawn(
+        &["run", "--config", path.to_str().unwrap()],
+        &[("RUST_LOG", "info".into())],
+    );
+    crate::support::push(
+        &redis,
+        &[
+            r#"{"id":"fine","event":"E","channels":["c"],"data":{}}"#,
+            r#"{"id":"flaky","event":"E","channels":["c"],"data":{}}"#,
+            "{not json",
+        ],
+    )
+    .await;
+    hook.wait_for(3).await;
+    let q = crate::support::queue(&redis);
+    crate::support::eventually("the dead letter", || async {
+        (q.failed_list(0, 1).await.ok()?.len() == 1).then_some(())
+    })
+    .await;
+    crate::support::settled(&q).await;
+    run.signal("TERM");
+    let (status, stderr) = run.wait().await;
+    assert!(status.success());
+
+    let lines: Vec<serde_json::Value> = stderr
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not a JSON line ({e}): {l}")))
+        .collect();
+    let retry: Vec<_> = lines
+        .iter()
+        .filter(|l| l["message"] == "Delivery failed; will retry.")
+        .collect();
+    assert_eq!(retry.len(), 1, "{stderr}");
+    let r = retry[0];
+    assert_eq!(
+        (r["envelope_id"].as_str(), r["queue"].as_str()),
+        (Some("flaky"), Some("herald:default"))
+    );
+    assert_eq!(
+        (r["delivery"].as_str(), r["attempt"].as_u64()),
+        (Some("listener:hook"), Some(1))
+    );
+    assert_eq!(r["level"], "WARN");
+    assert!(r["error"].as_str().unwrap().contains("HTTP 503"), "{r}");
+    let dead: Vec<_> = lines
+        .iter()
+        .filter(|l| l["message"] == "Envelope rejected; dead-lettered.")
+        .collect();
+    assert_eq!(dead.len(), 1, "{stderr}");
+    assert_eq!(dead[0]["code"], "invalid_json");
+    assert!(dead[0]["reason"].as_str().unwrap().contains("invalid JSON"));
+    assert!(dead[0]["envelope_id"].is_string() && dead[0]["queue"] == "herald:default");
+    // Nothing about the events that simply went through.
+    assert!(
+        !stderr.contains("\"fine\""),
+        "a line about a successful event: {stderr}"
+    );
+    assert!(
+        !stderr.contains("s3cr3t-hook"),
+        "the webhook secret was logged"
+    );
+}
