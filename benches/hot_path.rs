@@ -7,8 +7,8 @@ use std::hint::black_box;
 use bytes::Bytes;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use herald::bench::w1_envelope;
-use herald::broadcast::laravel_message;
 use herald::broadcast::pusher::sign::signed_query;
+use herald::broadcast::{Message, laravel_message};
 use herald::config::Config;
 use herald::delivery::{DeliveryError, DeliveryId};
 use herald::envelope::{Limits, decode};
@@ -41,17 +41,19 @@ fn hot_path(c: &mut Criterion) {
         b.iter(|| registry.plan(black_box(&env)).unwrap())
     });
 
+    let message = |socket| Message {
+        id: &env.id,
+        name: "App\\Events\\OrderShipped",
+        channels: &env.channels,
+        data: &env.data,
+        socket,
+        final_payload: false,
+    };
     g.bench_function("laravel_message_encode", |b| {
-        b.iter(|| {
-            laravel_message(
-                black_box("App\\Events\\OrderShipped"),
-                black_box(&env.data),
-                None,
-            )
-        })
+        b.iter(|| laravel_message(black_box(&message(None))))
     });
     g.bench_function("laravel_message_encode_with_socket", |b| {
-        b.iter(|| laravel_message(black_box("E"), black_box(&env.data), Some("123.456")))
+        b.iter(|| laravel_message(black_box(&message(Some("123.456")))))
     });
 
     // One batch_events request of 10 W1 events (~3 KB body): signed once per request.

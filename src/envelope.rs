@@ -110,6 +110,10 @@ pub struct Envelope {
     pub pending: Option<Vec<DeliveryId>>,
     /// When the producer created the event, in seconds since the epoch.
     pub created_at: Option<f64>,
+    /// `data` is the final broadcast payload (`"final_payload": true`, set by the Laravel
+    /// driver): herald adds no `socket` member to it. `data` may then also be `[]`, PHP's empty
+    /// array.
+    pub final_payload: bool,
     id_assigned: bool,
     raw: Bytes,
 }
@@ -140,6 +144,7 @@ struct Members<'a> {
     attempts: Vec<&'a RawValue>,
     pending: Option<&'a RawValue>,
     created_at: Option<&'a RawValue>,
+    final_payload: Option<&'a RawValue>,
 }
 
 impl<'de> Deserialize<'de> for Members<'de> {
@@ -167,6 +172,7 @@ impl<'de> Deserialize<'de> for Members<'de> {
                         "max_attempts" => &mut m.max_attempts,
                         "pending" => &mut m.pending,
                         "created_at" => &mut m.created_at,
+                        "final_payload" => &mut m.final_payload,
                         _ => {
                             map.next_value::<IgnoredAny>()?;
                             continue;
@@ -212,9 +218,14 @@ pub fn decode(raw: Bytes, limits: &Limits) -> Result<Envelope, Rejection> {
         });
     }
 
+    let final_payload = field::<bool>(m.final_payload, "final_payload")?.unwrap_or(false);
     let data = m.data.ok_or(Rejection::MissingField("data"))?;
-    if !data.get().starts_with('{') {
-        return Err(invalid("data", "must be a JSON object"));
+    let empty_php_array = final_payload && is_empty_array(data.get());
+    if !data.get().starts_with('{') && !empty_php_array {
+        return Err(invalid(
+            "data",
+            "must be a JSON object (or `[]` with final_payload)",
+        ));
     }
 
     let channels: Vec<String> = field(m.channels, "channels")?.unwrap_or_default();
@@ -275,9 +286,17 @@ pub fn decode(raw: Bytes, limits: &Limits) -> Result<Envelope, Rejection> {
         attempts,
         pending,
         created_at: field(m.created_at, "created_at")?,
+        final_payload,
         id_assigned,
         raw,
     })
+}
+
+/// `[]`, with any whitespace inside: what PHP's `json_encode` writes for an empty payload.
+fn is_empty_array(text: &str) -> bool {
+    text.strip_prefix('[')
+        .and_then(|t| t.strip_suffix(']'))
+        .is_some_and(|inner| inner.trim().is_empty())
 }
 
 fn field<T: for<'a> Deserialize<'a>>(
@@ -449,6 +468,7 @@ pub(crate) fn object_members(json: &str) -> serde_json::Result<Vec<(Cow<'_, str>
 mod tests {
     use super::*;
     use serde_json::{Value, json};
+    use std::ops::Not;
 
     fn dec(s: &str) -> Result<Envelope, Rejection> {
         decode(Bytes::copy_from_slice(s.as_bytes()), &Limits::default())
@@ -508,6 +528,28 @@ mod tests {
         check_rejected(
             &format!(r#"{{"event":"{long}","data":{{}}}}"#),
             "event_name_too_long",
+        );
+    }
+
+    #[test]
+    fn final_payload_allows_phps_empty_array_and_nothing_else_new() {
+        let e = dec(r#"{"event":"E","data":[],"final_payload":true}"#).unwrap();
+        assert!(e.final_payload);
+        assert_eq!(e.data.get(), "[]");
+        assert!(
+            dec(r#"{"event":"E","data":{}}"#)
+                .unwrap()
+                .final_payload
+                .not()
+        );
+        check_rejected(r#"{"event":"E","data":[]}"#, "invalid_field");
+        check_rejected(
+            r#"{"event":"E","data":[1],"final_payload":true}"#,
+            "invalid_field",
+        );
+        check_rejected(
+            r#"{"event":"E","data":{},"final_payload":"yes"}"#,
+            "invalid_field",
         );
     }
 

@@ -160,6 +160,7 @@ pub async fn process(shared: &Shared, queue: &str, batch: Vec<Bytes>) -> Settlem
                     channels: &r.plan.channels,
                     data: &r.env.data,
                     socket: r.env.socket.as_deref(),
+                    final_payload: r.env.final_payload,
                 };
                 (i, m)
             })

@@ -36,6 +36,9 @@ pub struct Message<'a> {
     pub data: &'a RawValue,
     /// Socket id to exclude (Laravel's `toOthers()`).
     pub socket: Option<&'a str>,
+    /// `data` is the final payload (the envelope's `final_payload`): the Redis message carries
+    /// it unchanged instead of adding `socket` to it.
+    pub final_payload: bool,
 }
 
 /// A broadcast connection.

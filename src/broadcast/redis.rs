@@ -8,8 +8,6 @@
 //! The quirk is deliberate: Laravel builds `data` before it pulls `socket` out of the payload, so
 //! `data` carries `socket` too (`null` when there is none). See research/wire-formats.md §1a.
 
-use serde_json::value::RawValue;
-
 use super::Message;
 use crate::delivery::{DeliveryError, DeliveryResult};
 use crate::envelope::object_members;
@@ -29,7 +27,7 @@ impl RedisBroadcaster {
         let mut pipe = ::redis::pipe();
         let mut commands = 0;
         for m in batch {
-            let payload = laravel_message(m.name, m.data, m.socket);
+            let payload = laravel_message(m);
             for channel in m.channels {
                 let mut name = String::with_capacity(self.prefix.len() + channel.len());
                 name.push_str(&self.prefix);
@@ -56,14 +54,20 @@ impl RedisBroadcaster {
     }
 }
 
-/// Laravel's RedisBroadcaster message for one event.
-pub fn laravel_message(name: &str, data: &RawValue, socket: Option<&str>) -> Vec<u8> {
-    let data = data.get();
+/// Laravel's RedisBroadcaster message for one event. A final payload is Laravel's own
+/// `BroadcastEvent` payload, `socket` already in it when Laravel puts it there, so it is copied
+/// as it is; otherwise `socket` is added to `data`, as `broadcastWith()` events get it.
+pub fn laravel_message(m: &Message<'_>) -> Vec<u8> {
+    let (name, data, socket) = (m.name, m.data.get(), m.socket);
     let mut out = Vec::with_capacity(data.len() + name.len() + 64);
     out.extend_from_slice(b"{\"event\":");
     serde_json::to_writer(&mut out, name).expect("strings serialize");
     out.extend_from_slice(b",\"data\":");
-    write_data_with_socket(&mut out, data, socket);
+    if m.final_payload {
+        out.extend_from_slice(data.as_bytes());
+    } else {
+        write_data_with_socket(&mut out, data, socket);
+    }
     out.extend_from_slice(b",\"socket\":");
     serde_json::to_writer(&mut out, &socket).expect("strings serialize");
     out.push(b'}');
@@ -107,9 +111,41 @@ mod tests {
     use super::*;
     use serde_json::{Value, json};
 
-    fn msg(name: &str, data: &str, socket: Option<&str>) -> Value {
+    use serde_json::value::RawValue;
+
+    fn encode(name: &str, data: &str, socket: Option<&str>, final_payload: bool) -> String {
         let raw = RawValue::from_string(data.to_string()).unwrap();
-        serde_json::from_slice(&laravel_message(name, &raw, socket)).unwrap()
+        let m = Message {
+            id: "id",
+            name,
+            channels: &[],
+            data: &raw,
+            socket,
+            final_payload,
+        };
+        String::from_utf8(laravel_message(&m)).unwrap()
+    }
+
+    fn msg(name: &str, data: &str, socket: Option<&str>) -> Value {
+        serde_json::from_str(&encode(name, data, socket, false)).unwrap()
+    }
+
+    /// Regression: an event with neither `InteractsWithSockets` nor `broadcastWith()` got
+    /// `"socket":null` inside `data`, where Laravel adds nothing.
+    #[test]
+    fn a_final_payload_is_published_unchanged() {
+        assert_eq!(
+            encode("E", r#"{"a":1}"#, None, true),
+            r#"{"event":"E","data":{"a":1},"socket":null}"#
+        );
+        assert_eq!(
+            encode("E", r#"{"a":1,"socket":"1.2"}"#, Some("1.2"), true),
+            r#"{"event":"E","data":{"a":1,"socket":"1.2"},"socket":"1.2"}"#
+        );
+        assert_eq!(
+            encode("E", "[]", None, true),
+            r#"{"event":"E","data":[],"socket":null}"#
+        );
     }
 
     #[test]
@@ -135,8 +171,12 @@ mod tests {
 
     #[test]
     fn an_existing_socket_member_is_replaced_not_repeated() {
-        let raw = RawValue::from_string(r#"{"socket":"old","b":[1,{"socket":2}]}"#.into()).unwrap();
-        let text = String::from_utf8(laravel_message("E", &raw, Some("1.2"))).unwrap();
+        let text = encode(
+            "E",
+            r#"{"socket":"old","b":[1,{"socket":2}]}"#,
+            Some("1.2"),
+            false,
+        );
         assert_eq!(text.matches("\"socket\":\"").count(), 2, "{text}");
         let v: Value = serde_json::from_str(&text).unwrap();
         assert_eq!(v["data"], json!({"b":[1,{"socket":2}],"socket":"1.2"}));

@@ -426,6 +426,7 @@ mod tests {
             channels: &o.channels,
             data: &o.data,
             socket: o.socket.as_deref(),
+            final_payload: false,
         }
     }
 

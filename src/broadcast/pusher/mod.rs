@@ -533,6 +533,7 @@ mod tests {
                     channels,
                     data,
                     socket: *socket,
+                    final_payload: false,
                 })
                 .collect();
             let plan = batch::plan(&batch, &settings, Some(&master), &mut || {
