@@ -33,19 +33,19 @@ impl Health {
     pub fn new(stall_after: Duration) -> Health {
         Health {
             shutting_down: AtomicBool::new(false),
-            last_tick_ms: AtomicU64::new(crate::settle::now_ms()),
+            last_tick_ms: AtomicU64::new(crate::clock::now_ms()),
             stall_after,
         }
     }
 
     pub fn tick(&self) {
         self.last_tick_ms
-            .store(crate::settle::now_ms(), Ordering::Relaxed);
+            .store(crate::clock::now_ms(), Ordering::Relaxed);
     }
 
     fn alive(&self) -> bool {
         let last = self.last_tick_ms.load(Ordering::Relaxed);
-        crate::settle::now_ms().saturating_sub(last) <= self.stall_after.as_millis() as u64
+        crate::clock::now_ms().saturating_sub(last) <= self.stall_after.as_millis() as u64
     }
 }
 

@@ -17,24 +17,25 @@
 //! - [`worker`]: the loop that calls the stages above, in order, and the maintenance loop.
 //!
 //! Around them: [`config`], [`metrics`], [`admin`] (`/metrics`, `/healthz`, `/readyz`),
-//! [`migrate`] (keyspace versions), [`shutdown`] (signals), [`bench`] (`herald bench`),
-//! [`testing`] (local fakes for tests and benchmarks), and [`Herald::run`], which wires it all
-//! up and drains on shutdown.
+//! [`migrate`] (keyspace versions), [`shutdown`] (signals), and [`Herald::run`], which wires it
+//! all up and drains on shutdown.
 
 pub mod admin;
-pub mod bench;
-pub mod broadcast;
+mod broadcast;
+mod clock;
 pub mod config;
 pub mod delivery;
 pub mod envelope;
+#[cfg(feature = "internals")]
+#[doc(hidden)]
+pub mod internals;
 pub mod listeners;
 pub mod metrics;
 pub mod migrate;
 pub mod queue;
-pub mod registry;
-pub mod settle;
+mod registry;
+mod settle;
 pub mod shutdown;
-pub mod testing;
 pub mod worker;
 
 use std::collections::HashMap;
@@ -213,7 +214,7 @@ impl Herald {
                 pid: std::process::id(),
                 queues: w.queues.clone(),
                 concurrency: w.concurrency,
-                started_at: settle::now_ms(),
+                started_at: clock::now_ms(),
                 version: env!("CARGO_PKG_VERSION").into(),
             },
             global: global.clone(),

@@ -102,7 +102,7 @@ async fn record(
         return Ok(());
     };
     let mut conn = queue.redis.get().await.map_err(err("schema"))?;
-    let now = crate::settle::now_ms();
+    let now = crate::clock::now_ms();
     let mut pipe = redis::pipe();
     for m in applied {
         pipe.hset(

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use backon::{BackoffBuilder, ExponentialBuilder};
 
+use crate::clock::Clock;
 use crate::config::RetryConfig;
 use crate::delivery::{DeliveryError, DeliveryId, DeliveryResult};
 use crate::envelope::{Envelope, Rejection};
@@ -34,36 +35,6 @@ pub struct Retry {
     /// Attempts made so far, the one that just failed included.
     pub attempts: u32,
     pub delay: Duration,
-}
-
-impl Decision {
-    /// Every delivery succeeded (or there was nothing to do).
-    pub fn is_ack(&self) -> bool {
-        self.retry.is_none() && self.dead.is_none()
-    }
-}
-
-/// The time a decision is made at; passed in so decisions are reproducible in tests.
-#[derive(Clone, Copy, Debug)]
-pub struct Clock {
-    pub now_ms: u64,
-}
-
-impl Clock {
-    pub fn now() -> Clock {
-        Clock { now_ms: now_ms() }
-    }
-    fn now_secs(&self) -> f64 {
-        self.now_ms as f64 / 1000.0
-    }
-}
-
-/// Milliseconds since the Unix epoch.
-pub fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
 }
 
 /// The attempt limit for `env` under `policy`.
@@ -115,7 +86,7 @@ pub fn decide(
     if !pending.is_empty() {
         let delay = backoff(policy, attempts).max(retry_after);
         decision.retry = Some(Retry {
-            payload: env.encode_requeue(attempts, Some(&pending), clock.now_secs()),
+            payload: env.encode_requeue(attempts, Some(&pending), clock.secs()),
             due_ms: clock.now_ms + delay.as_millis() as u64,
             pending,
             attempts,

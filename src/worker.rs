@@ -30,13 +30,14 @@ use futures::future::join_all;
 use tokio_util::sync::CancellationToken;
 
 use crate::broadcast::{Broadcaster, Message};
+use crate::clock::{self, Clock};
 use crate::delivery::{DeliveryId, DeliveryResult};
 use crate::envelope::{self, Envelope, Limits};
 use crate::listeners::{self, Event, Listener};
 use crate::metrics::{DeliveryMetrics, Metrics};
 use crate::queue::{GlobalKeys, Queue, Settled, Settlement, reaper};
 use crate::registry::{Plan, Registry};
-use crate::settle::{self, Clock, Decision};
+use crate::settle::{self, Decision};
 
 /// State shared by every worker task of a process.
 pub struct Shared {
@@ -218,7 +219,7 @@ pub async fn process(shared: &Shared, queue: &str, batch: Vec<Bytes>) -> Settlem
 fn observe(m: &DeliveryMetrics, r: &Routed, result: &DeliveryResult, took: Duration) {
     m.took(took.as_secs_f64());
     if result.is_ok() {
-        let now = settle::now_ms() as f64 / 1000.0;
+        let now = clock::now_secs();
         m.ok(now - r.env.created_at.unwrap_or(r.seen));
     }
 }
@@ -414,7 +415,7 @@ async fn settle_until_done(
     loop {
         let c = fresh.as_mut().unwrap_or(&mut *conn);
         match queue
-            .settle(c, processing, settlement, settle::now_ms())
+            .settle(c, processing, settlement, clock::now_ms())
             .await
         {
             Ok(Settled::Applied { evicted }) => {
@@ -470,7 +471,7 @@ impl Maintenance {
             &self.global,
             &self.info,
             &lists,
-            settle::now_ms(),
+            clock::now_ms(),
             self.process_timeout * 2,
         )
         .await;
@@ -507,7 +508,7 @@ impl Maintenance {
             &self.global,
             &self.queues,
             self.process_timeout,
-            settle::now_ms(),
+            clock::now_ms(),
         )
         .await
         {
@@ -527,7 +528,7 @@ impl Maintenance {
                 tracing::error!(message = "Reaper failed.", error = %e);
             }
         }
-        let now = settle::now_ms();
+        let now = clock::now_ms();
         for q in &self.queues {
             if let Ok(s) = q.stats(now).await {
                 self.metrics.set_depth(&s);
@@ -545,7 +546,7 @@ impl Maintenance {
     async fn promote(&self) {
         for q in &self.queues {
             loop {
-                match q.promote(settle::now_ms(), 1000).await {
+                match q.promote(clock::now_ms(), 1000).await {
                     Ok(1000) => continue,
                     Ok(_) => break,
                     Err(e) => {

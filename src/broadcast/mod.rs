@@ -22,7 +22,9 @@ use crate::metrics::Metrics;
 use crate::queue::Redis;
 
 pub use self::pusher::PusherBroadcaster;
-pub use self::redis::{RedisBroadcaster, laravel_message};
+pub use self::redis::RedisBroadcaster;
+#[cfg(feature = "internals")]
+pub(crate) use self::redis::laravel_message;
 
 /// One event to broadcast on one connection.
 #[derive(Debug, Clone, Copy)]

@@ -24,7 +24,7 @@ impl Forward {
 impl Listener for Forward {
     fn handle<'a>(&'a self, event: &'a Event<'a>) -> BoxFuture<'a, DeliveryResult> {
         Box::pin(async move {
-            let now = crate::settle::now_ms() as f64 / 1000.0;
+            let now = crate::clock::now_secs();
             let bytes = event.envelope.encode_forward(now);
             let mut conn = self
                 .redis

@@ -232,6 +232,13 @@ def check_dockerfile() -> None:
                 pass
     check(needed <= copied_tops, "every include_str!/include_bytes! path is COPY'd into the build stage",
           f"not copied: {sorted(needed - copied_tops)}")
+    # Cargo reads every workspace member and every declared bench before it builds anything (a
+    # missing benches/ once broke this image without any docker build here to notice).
+    manifest = tomllib.loads((ROOT / "Cargo.toml").read_text())
+    read_first = {Path(m).parts[0] for m in manifest.get("workspace", {}).get("members", []) if m != "."}
+    read_first |= {Path(b.get("path", f"benches/{b['name']}.rs")).parts[0] for b in manifest.get("bench", [])}
+    check(read_first <= copied_tops, "every workspace member and bench target Cargo reads is COPY'd",
+          f"not copied: {sorted(read_first - copied_tops)}")
 
 
 # --- docker-compose.yml ------------------------------------------------------------------------

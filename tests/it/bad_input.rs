@@ -2,8 +2,8 @@ use std::time::Duration;
 
 use crate::support::herald::{Running, config};
 use crate::support::queue;
-use crate::support::redis::RedisServer;
 use crate::support::subscriber::Subscriber;
+use herald_testkit::RedisServer;
 
 /// Each kind of bad input is dead-lettered with its own code, a reason a person can act on, and
 /// its exact bytes; the events pushed after each of them are still delivered.

@@ -3,7 +3,7 @@
 use serde_json::Value;
 
 use crate::support::herald::cli;
-use crate::support::redis::RedisServer;
+use herald_testkit::RedisServer;
 
 #[test]
 fn bench_runs_w1_and_reports_every_figure_without_leaving_keys_behind() {

@@ -1,8 +1,8 @@
 use serde_json::{Value, json};
 
 use crate::support::herald::{Running, config};
-use crate::support::redis::RedisServer;
 use crate::support::subscriber::Subscriber;
+use herald_testkit::RedisServer;
 
 /// What Laravel's RedisBroadcaster publishes for an envelope with no registry entry: built here
 /// from the envelope independently of herald's encoder (wire-formats.md §1a).

@@ -1,7 +1,7 @@
 use serde_json::Value;
 
 use crate::support::herald::{Running, cli, config};
-use crate::support::redis::RedisServer;
+use herald_testkit::RedisServer;
 
 fn env(redis: &RedisServer) -> Vec<(&'static str, String)> {
     vec![("REDIS_URL", redis.url())]

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use crate::support::Recorder;
 use crate::support::herald::{Running, config};
-use crate::support::http::Fake;
-use crate::support::redis::RedisServer;
+use herald_testkit::RedisServer;
+use herald_testkit::WebhookFake as Fake;
 
 /// Parses the text exposition into `series → value` (series as printed, labels included).
 fn parse_metrics(text: &str) -> HashMap<String, f64> {

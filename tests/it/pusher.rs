@@ -1,6 +1,6 @@
 //! The Pusher broadcaster against a strict local fake and a real Pusher-compatible server.
 //!
-//! Against `herald::testing::PusherFake` (signatures checked as strictly as sockudo): retries,
+//! Against `herald_testkit::PusherFake` (signatures checked as strictly as sockudo): retries,
 //! 429 + Retry-After, 413 isolation, the shared circuit, limits, batching, idempotency, chunked
 //! events. Against soketi installed from npm, with a real pusher-js client over WebSocket: every
 //! event of a 1,000-event run arrives, public, private-encrypted and multi-channel; a wrong
@@ -10,15 +10,15 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use herald::queue::Queue;
-use herald::testing::PusherFake;
+use herald_testkit::PusherFake;
 use serde_json::{Value, json};
 
 use crate::support::herald::{Running, config};
 use crate::support::peers::{self, NodeScript, Soketi};
-use crate::support::redis::RedisServer;
 use crate::support::subscriber::Subscriber;
 use crate::support::{eventually, guard, push};
 use crate::support::{queue, settled};
+use herald_testkit::RedisServer;
 
 /// herald broadcasting on the fake only, fast retries; `conn` and `extra` are appended.
 fn with_fake(
@@ -240,7 +240,7 @@ async fn a_circuit_opened_by_another_replica_defers_until_a_single_probe() {
     let redis = RedisServer::start();
     let fake = PusherFake::start().await.unwrap();
     // Another replica opened the circuit: open for 1.5 s more.
-    let open_until = herald::settle::now_ms() + 1500;
+    let open_until = crate::support::now_ms() + 1500;
     let mut c = redis.conn().await;
     let _: () = ::redis::cmd("SET")
         .arg("herald:circuit:pusher")

@@ -3,7 +3,7 @@
 use herald::queue::{Settled, Settlement};
 
 use crate::support::queue;
-use crate::support::redis::RedisServer;
+use herald_testkit::RedisServer;
 
 async fn push(redis: &RedisServer, n: usize) {
     let mut c = redis.conn().await;

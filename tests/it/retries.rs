@@ -3,10 +3,10 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::support::herald::{Running, config};
-use crate::support::http::Fake;
-use crate::support::redis::RedisServer;
 use crate::support::subscriber::Subscriber;
 use crate::support::{queue, settled};
+use herald_testkit::RedisServer;
+use herald_testkit::WebhookFake as Fake;
 
 fn with_hook(redis: &RedisServer, hook: &Fake, max_attempts: u32) -> herald::Config {
     config(

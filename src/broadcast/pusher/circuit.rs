@@ -31,10 +31,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
+use crate::clock::now_ms;
 use crate::delivery::{DeliveryError, DeliveryResult};
 use crate::metrics::Metrics;
 use crate::queue::{GlobalKeys, Redis};
-use crate::settle::now_ms;
 
 /// How long an expired-but-unprobed circuit is remembered.
 const HALF_OPEN_GRACE: Duration = Duration::from_secs(300);

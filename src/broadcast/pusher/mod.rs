@@ -306,9 +306,7 @@ impl PusherBroadcaster {
         }
         let (endpoint, body) = batch::body(units, req, self.settings.idempotency);
         let path = format!("{}{endpoint}", self.app_path);
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
+        let now = crate::clock::unix_secs();
         let query = sign::signed_query(&self.key, &self.secret, "POST", &path, &body, now);
         let url = format!("{}{path}?{query}", self.base_url);
         let sent = self

@@ -6,7 +6,7 @@ use std::time::Duration;
 use herald::{Config, Herald, Started};
 use tokio::sync::oneshot;
 
-use super::redis::RedisServer;
+use herald_testkit::RedisServer;
 
 /// A config for tests: this test's Redis, a free metrics port, fast liveness so crash recovery
 /// happens within a test, and `extra` TOML appended (sections only; it may not repeat

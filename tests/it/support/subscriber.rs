@@ -5,7 +5,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use tokio::sync::mpsc;
 
-use super::redis::RedisServer;
+use herald_testkit::RedisServer;
 
 pub struct Subscriber {
     rx: mpsc::UnboundedReceiver<(String, String)>,

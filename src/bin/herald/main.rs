@@ -1,6 +1,8 @@
 //! The `herald` binary: command line → logging → config → command. The only place `anyhow` is
 //! used; errors print as one line (`error: …`) and exit 1, never as a backtrace.
 
+#[cfg(feature = "bench")]
+mod bench;
 mod cli;
 
 use std::io::IsTerminal;

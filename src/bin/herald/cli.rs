@@ -11,7 +11,14 @@ use serde_json::{Value, json};
 
 use herald::config::{self, Config};
 use herald::queue::{GlobalKeys, Queue, QueueKeys, Redis, reaper};
-use herald::{Herald, migrate, settle};
+use herald::{Herald, migrate};
+
+// Until the operations API owns it.
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
 
 #[derive(Parser)]
 #[command(
@@ -64,6 +71,7 @@ enum Command {
     /// Apply pending keyspace migrations.
     Migrate,
     /// Measure throughput, latency and memory on the W1 workload against REDIS_URL.
+    #[cfg(feature = "bench")]
     Bench {
         /// Envelopes in the throughput run.
         #[arg(long, default_value_t = 100_000)]
@@ -192,7 +200,7 @@ pub async fn dispatch(args: Args) -> Result<i32> {
             let redis = open_redis(&config)?;
             reachable(&redis, &config).await?;
             let q = queue_for(&config, &redis, queue.as_deref());
-            let now = settle::now_ms() as f64 / 1000.0;
+            let now = now_ms() as f64 / 1000.0;
             let mut pushed = 0;
             while pushed < count {
                 let n = (count - pushed).min(10_000);
@@ -217,7 +225,7 @@ pub async fn dispatch(args: Args) -> Result<i32> {
         Command::Stats { json } => {
             let redis = open_redis(&config)?;
             reachable(&redis, &config).await?;
-            let now = settle::now_ms();
+            let now = now_ms();
             let mut stats = Vec::new();
             for name in &config.worker.queues {
                 stats.push(queue_for(&config, &redis, Some(name)).stats(now).await?);
@@ -260,6 +268,7 @@ pub async fn dispatch(args: Args) -> Result<i32> {
             let q = queue_for(&config, &redis, queue.as_deref());
             failed(&q, action).await
         }
+        #[cfg(feature = "bench")]
         Command::Bench {
             events,
             rate,
@@ -272,7 +281,7 @@ pub async fn dispatch(args: Args) -> Result<i32> {
         } => {
             let redis = open_redis(&config)?;
             reachable(&redis, &config).await?;
-            let options = herald::bench::Options {
+            let options = crate::bench::Options {
                 redis_url: config.redis.url.clone(),
                 events,
                 rate,
@@ -284,7 +293,7 @@ pub async fn dispatch(args: Args) -> Result<i32> {
                 exe: std::env::current_exe().context("locating the herald binary")?,
                 progress: !json && std::io::IsTerminal::is_terminal(&std::io::stderr()),
             };
-            let report = herald::bench::run(&options).await?;
+            let report = crate::bench::run(&options).await?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
             } else {

@@ -1,4 +1,5 @@
-//! A local HTTP server that records every request and answers with a scripted status.
+//! [`WebhookFake`]: a local HTTP endpoint (`POST /hook`) that records every request and answers
+//! with a scripted status, for webhook listeners.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -14,8 +15,10 @@ use tokio::sync::Notify;
 
 /// One recorded request.
 #[derive(Debug, Clone)]
-pub struct Request {
+pub struct WebhookRequest {
+    /// The request headers.
     pub headers: HeaderMap,
+    /// The body, exactly.
     pub body: Bytes,
 }
 
@@ -23,31 +26,33 @@ pub struct Request {
 type Responder = Box<dyn FnMut(&[u8]) -> u16 + Send>;
 
 struct Inner {
-    requests: Vec<Request>,
+    requests: Vec<WebhookRequest>,
     /// Statuses to answer with, in order; then `responder` decides (200 without one).
     script: VecDeque<u16>,
     responder: Option<Responder>,
 }
 
+/// A running webhook endpoint; clones share it.
 #[derive(Clone)]
-pub struct Fake {
+pub struct WebhookFake {
+    /// Where it listens.
     pub addr: SocketAddr,
     inner: Arc<Mutex<Inner>>,
     arrived: Arc<Notify>,
 }
 
-impl Fake {
+impl WebhookFake {
     /// Serves `POST /hook`, answering with `script` in order, then 200.
-    pub async fn start(script: &[u16]) -> Fake {
+    pub async fn start(script: &[u16]) -> WebhookFake {
         Self::serve(script, None).await
     }
 
     /// Serves `POST /hook`, answering with whatever `responder` says for each body.
-    pub async fn respond_with(responder: impl FnMut(&[u8]) -> u16 + Send + 'static) -> Fake {
+    pub async fn respond_with(responder: impl FnMut(&[u8]) -> u16 + Send + 'static) -> WebhookFake {
         Self::serve(&[], Some(Box::new(responder))).await
     }
 
-    async fn serve(script: &[u16], responder: Option<Responder>) -> Fake {
+    async fn serve(script: &[u16], responder: Option<Responder>) -> WebhookFake {
         let inner = Arc::new(Mutex::new(Inner {
             requests: Vec::new(),
             script: script.iter().copied().collect(),
@@ -62,24 +67,26 @@ impl Fake {
         tokio::spawn(async move {
             axum::serve(listener, app).await.unwrap();
         });
-        Fake {
+        WebhookFake {
             addr,
             inner,
             arrived,
         }
     }
 
+    /// `http://<addr>/hook`.
     pub fn url(&self) -> String {
         format!("http://{}/hook", self.addr)
     }
 
-    pub fn requests(&self) -> Vec<Request> {
+    /// Every request so far, in arrival order.
+    pub fn requests(&self) -> Vec<WebhookRequest> {
         self.inner.lock().unwrap().requests.clone()
     }
 
     /// Waits until at least `n` requests arrived.
-    pub async fn wait_for(&self, n: usize) -> Vec<Request> {
-        super::guard(&format!("{n} webhook calls"), async {
+    pub async fn wait_for(&self, n: usize) -> Vec<WebhookRequest> {
+        crate::guard(&format!("{n} webhook calls"), async {
             loop {
                 let notified = self.arrived.notified();
                 let reqs = self.requests();
@@ -104,7 +111,7 @@ async fn handle(
             Some(s) => s,
             None => i.responder.as_mut().map_or(200, |r| r(&body)),
         };
-        i.requests.push(Request { headers, body });
+        i.requests.push(WebhookRequest { headers, body });
         status
     };
     arrived.notify_waiters();

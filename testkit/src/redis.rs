@@ -1,12 +1,15 @@
-//! A `redis-server` owned by one test: free loopback port, its own directory, killed on drop.
-//! Never port 6379, and nothing shared is ever flushed. `HERALD_REDIS_SERVER` overrides the binary.
+//! [`RedisServer`]: a `redis-server` owned by one test: free loopback port, its own directory,
+//! killed on drop. Never port 6379, and nothing shared is ever flushed. `HERALD_REDIS_SERVER`
+//! overrides the binary.
 
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// A running `redis-server` of one test.
 pub struct RedisServer {
+    /// Its loopback port.
     pub port: u16,
     child: Option<Child>,
     dir: tempfile::TempDir,
@@ -21,6 +24,7 @@ fn free_port() -> u16 {
 }
 
 impl RedisServer {
+    /// Starts one without persistence.
     pub fn start() -> RedisServer {
         Self::start_opts(false)
     }
@@ -90,14 +94,17 @@ impl RedisServer {
         panic!("redis-server did not answer PING; log: {}", self.log());
     }
 
+    /// `redis://127.0.0.1:<port>`.
     pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}", self.port)
     }
 
+    /// A client for it.
     pub fn client(&self) -> ::redis::Client {
         ::redis::Client::open(self.url()).expect("valid url")
     }
 
+    /// A connection to it.
     pub async fn conn(&self) -> ::redis::aio::MultiplexedConnection {
         self.client()
             .get_multiplexed_async_connection()
@@ -105,10 +112,12 @@ impl RedisServer {
             .expect("connect to test redis")
     }
 
+    /// Its log file's contents.
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("redis.log")).unwrap_or_default()
     }
 
+    /// Its data directory.
     pub fn dir(&self) -> PathBuf {
         self.dir.path().to_path_buf()
     }

@@ -1,0 +1,239 @@
+//! `herald bench`: the W1 workload, measured the same way every time. Part of the binary, not
+//! the library; built with the `bench` feature (on by default).
+//!
+//! Owns: generating W1 envelopes, driving a real `herald run` child process (the same code path
+//! as production, not a fast path), the subscriber that counts what arrives, the Redis ceiling
+//! beside it (`redis-benchmark -P 64` on `PUBLISH` with one pattern subscriber, or a pipelined
+//! loop when the binary is absent), Redis commands per event from `INFO commandstats`, latency
+//! percentiles at a fixed rate, and peak/idle RSS of the herald process. Does not own: any
+//! herald behaviour; it only observes.
+//!
+//! W1: N envelopes of ~330 bytes preloaded on a private queue key; herald with the `redis`
+//! broadcaster consumes them; a `PSUBSCRIBE orders.*` client counts messages. Throughput is
+//! N / (time from starting the worker to the subscriber's N-th message). Latency is producer
+//! timestamp → subscriber receipt at a fixed rate.
+
+//!
+//! Files: this one runs the scenario and assembles the [`Report`]; `child` is the `herald run`
+//! process under test; `counter` preloads and counts; `ceiling` measures Redis alone; `measure`
+//! reads CPU and command counts; `report` prints; `pusher` is the `--pusher` run.
+
+mod ceiling;
+mod child;
+mod counter;
+mod measure;
+mod pusher;
+mod report;
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use herald_testkit::w1::w1_envelope;
+use indicatif::ProgressBar;
+
+use self::child::Child;
+use self::counter::{Counter, bar, preload};
+use self::measure::{command_calls, now_us, process_cpu, redis_cpu};
+pub(crate) use self::report::Report;
+use self::report::{CpuSeconds, percentile};
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub(crate) struct Options {
+    pub(crate) redis_url: String,
+    /// Envelopes in the throughput run.
+    pub(crate) events: usize,
+    /// Envelopes per second in the latency run.
+    pub(crate) rate: u32,
+    /// Length of the latency run.
+    pub(crate) duration: Duration,
+    pub(crate) concurrency: usize,
+    pub(crate) batch_size: usize,
+    /// Target envelope size in bytes (W1 is ~330; larger pads `data.note`).
+    pub(crate) payload_bytes: usize,
+    /// Also run W1 with the Pusher broadcaster against a local Pusher-compatible endpoint.
+    pub(crate) pusher: bool,
+    /// The herald binary to run (normally the current executable).
+    pub(crate) exe: PathBuf,
+    /// Draw progress bars (off for `--json` or when stderr is not a terminal).
+    pub(crate) progress: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum BenchError {
+    #[error("redis: {0}")]
+    Redis(#[from] redis::RedisError),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    #[error("{0}")]
+    Failed(String),
+}
+
+/// Runs W1 (throughput, commands per event, peak RSS), the latency run (and idle RSS), the
+/// Redis ceiling, and optionally the Pusher run.
+pub(crate) async fn run(o: &Options) -> Result<Report, BenchError> {
+    let client = redis::Client::open(o.redis_url.as_str())?;
+    let mut conn = client.get_multiplexed_async_connection().await?;
+    let server: String = redis::cmd("INFO")
+        .arg("server")
+        .query_async(&mut conn)
+        .await?;
+    let redis_version = server
+        .lines()
+        .find_map(|l| l.strip_prefix("redis_version:"))
+        .unwrap_or("?")
+        .trim()
+        .to_string();
+    let tag = format!("{:08x}", fastrand::u32(..));
+    let sample = w1_envelope(42, o.payload_bytes, None);
+
+    // Ceiling first, on a quiet server.
+    let (ceiling_rate, ceiling_method) = ceiling::ceiling(&client, &mut conn, &sample).await?;
+
+    // W1 throughput.
+    let queue = format!("herald:bench:{tag}:w1");
+    let envelope_bytes = preload(
+        &mut conn,
+        &queue,
+        o.events,
+        o.payload_bytes,
+        &bar(o.progress, o.events as u64, "preloading"),
+    )
+    .await?;
+    let mut counter = Counter::start(&client).await?;
+    let before = command_calls(&mut conn).await?;
+    let redis_cpu_before = redis_cpu(&mut conn).await?;
+    let bench_cpu_before = process_cpu("self");
+    let started = Instant::now();
+    let child = Child::start(o, &queue, "\"redis\"", "").await?;
+    let guard = Duration::from_secs(120 + o.events as u64 / 1000);
+    let running = bar(o.progress, o.events as u64, "W1");
+    let outcome = counter.take(o.events, guard, &running).await;
+    let wall = started.elapsed().as_secs_f64();
+    let (_, peak_rss) = child.rss_mb();
+    let herald_cpu = child.pid().map_or(0.0, |p| process_cpu(&p.to_string()));
+    let cpu_seconds = CpuSeconds {
+        herald: herald_cpu,
+        redis: redis_cpu(&mut conn).await? - redis_cpu_before,
+        subscriber: process_cpu("self") - bench_cpu_before,
+        available: wall * std::thread::available_parallelism().map_or(1, |n| n.get()) as f64,
+    };
+    let after = command_calls(&mut conn).await?;
+    child.stop().await;
+    let (last, _) = outcome?;
+    let seconds = last.duration_since(started).as_secs_f64();
+    drop(counter);
+    // Our own INFO calls (commandstats, cpu ×2) are in the difference.
+    let per_event = after.saturating_sub(before + 3) as f64 / o.events as f64;
+
+    // Latency at a fixed rate, on a fresh process (its idle RSS measured first).
+    let queue = format!("herald:bench:{tag}:latency");
+    let mut counter = Counter::start(&client).await?;
+    let child = Child::start(o, &queue, "\"redis\"", "").await?;
+    // Ready when one warm-up envelope went through.
+    let _: () = redis::cmd("LPUSH")
+        .arg(&queue)
+        .arg(w1_envelope(0, o.payload_bytes, None))
+        .query_async(&mut conn)
+        .await?;
+    counter
+        .take(1, Duration::from_secs(30), &ProgressBar::hidden())
+        .await?;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (idle_rss, _) = child.rss_mb();
+    let total = (o.rate as f64 * o.duration.as_secs_f64()) as usize;
+    let producer = {
+        let mut conn = conn.clone();
+        let queue = queue.clone();
+        let (rate, pad) = (o.rate, o.payload_bytes);
+        tokio::spawn(async move {
+            let start = tokio::time::Instant::now();
+            for i in 0..total {
+                let due = start + Duration::from_secs_f64(i as f64 / rate as f64);
+                tokio::time::sleep_until(due).await;
+                let e = w1_envelope(i as u64, pad, Some(now_us()));
+                let _: Result<(), _> = redis::cmd("LPUSH")
+                    .arg(&queue)
+                    .arg(e)
+                    .query_async(&mut conn)
+                    .await;
+            }
+        })
+    };
+    let (_, stamps) = counter
+        .take(
+            total,
+            o.duration + Duration::from_secs(60),
+            &bar(o.progress, total as u64, "latency"),
+        )
+        .await?;
+    let _ = producer.await;
+    child.stop().await;
+    let mut lat: Vec<f64> = stamps
+        .iter()
+        .map(|(sent, recv)| recv.saturating_sub(*sent) as f64 / 1000.0)
+        .collect();
+    lat.sort_by(f64::total_cmp);
+
+    let pusher = if o.pusher {
+        Some(pusher::run(o, &mut conn, &tag).await?)
+    } else {
+        None
+    };
+
+    // Leave nothing behind.
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("*herald:bench:{tag}*"))
+        .query_async(&mut conn)
+        .await?;
+    if !keys.is_empty() {
+        let _: () = redis::cmd("DEL").arg(&keys).query_async(&mut conn).await?;
+    }
+
+    let events_per_sec = o.events as f64 / seconds;
+    Ok(Report {
+        redis_version,
+        cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        events: o.events,
+        envelope_bytes,
+        concurrency: o.concurrency,
+        batch_size: o.batch_size,
+        seconds,
+        events_per_sec,
+        ceiling_publish_per_sec: ceiling_rate,
+        ceiling_method,
+        ratio_of_ceiling: events_per_sec / ceiling_rate,
+        redis_commands_per_event: per_event,
+        latency_rate: o.rate,
+        latency_samples: lat.len(),
+        latency_p50_ms: percentile(&lat, 50.0),
+        latency_p99_ms: percentile(&lat, 99.0),
+        latency_p999_ms: percentile(&lat, 99.9),
+        latency_max_ms: lat.last().copied().unwrap_or(0.0),
+        peak_rss_mb: peak_rss,
+        idle_rss_mb: idle_rss,
+        cpu_seconds,
+        pusher,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use herald::envelope::{Limits, decode};
+    use herald_testkit::w1::{find_u64, w1_envelope};
+
+    #[test]
+    fn w1_envelopes_are_valid_and_about_330_bytes() {
+        // Unpadded, small k makes it a little shorter than W1's ~330 bytes; the default
+        // --payload-bytes pads to 330 exactly.
+        let e = w1_envelope(42, 0, None);
+        assert!((280..=330).contains(&e.len()), "{}", e.len());
+        assert_eq!(w1_envelope(99_999, 330, None).len(), 330);
+        let env = decode(e.into(), &Limits::default()).unwrap();
+        assert_eq!(env.channels, ["orders.42"]);
+        let padded = w1_envelope(42, 1000, Some(7));
+        assert_eq!(padded.len(), 1000);
+        decode(padded.clone().into(), &Limits::default()).unwrap();
+        assert_eq!(find_u64(&padded, b"\"sent_us\":"), Some(7));
+    }
+}

@@ -1,0 +1,161 @@
+//! The bench's report: every figure, as JSON (`--json`) or as a table.
+
+use serde::Serialize;
+
+/// Everything `herald bench` prints.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct Report {
+    pub(crate) redis_version: String,
+    pub(crate) cores: usize,
+    pub(crate) events: usize,
+    pub(crate) envelope_bytes: usize,
+    pub(crate) concurrency: usize,
+    pub(crate) batch_size: usize,
+    pub(crate) seconds: f64,
+    pub(crate) events_per_sec: f64,
+    /// `PUBLISH`/s Redis itself manages here, pipelined, with one pattern subscriber.
+    pub(crate) ceiling_publish_per_sec: f64,
+    pub(crate) ceiling_method: String,
+    pub(crate) ratio_of_ceiling: f64,
+    pub(crate) redis_commands_per_event: f64,
+    pub(crate) latency_rate: u32,
+    pub(crate) latency_samples: usize,
+    pub(crate) latency_p50_ms: f64,
+    pub(crate) latency_p99_ms: f64,
+    pub(crate) latency_p999_ms: f64,
+    pub(crate) latency_max_ms: f64,
+    pub(crate) peak_rss_mb: f64,
+    pub(crate) idle_rss_mb: f64,
+    /// CPU seconds spent during the W1 run, per party: what limits throughput.
+    pub(crate) cpu_seconds: CpuSeconds,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) pusher: Option<PusherReport>,
+}
+
+/// CPU time (user + system) used during W1 by each party on the machine.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct CpuSeconds {
+    pub(crate) herald: f64,
+    pub(crate) redis: f64,
+    /// This process: the subscriber that counts messages (preloading happens before).
+    pub(crate) subscriber: f64,
+    /// Wall-clock seconds of the run, times the cores: the budget all three shared.
+    pub(crate) available: f64,
+}
+
+/// The `--pusher` run.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct PusherReport {
+    pub(crate) events: usize,
+    pub(crate) events_per_sec: f64,
+    pub(crate) requests: u64,
+    pub(crate) requests_per_1000_events: f64,
+}
+
+impl Report {
+    /// The human-readable table.
+    pub(crate) fn table(&self) -> String {
+        let mut s = String::new();
+        let mut line = |k: &str, v: String| s.push_str(&format!("{k:<26}{v}\n"));
+        line(
+            "workload",
+            format!(
+                "W1: {} envelopes of {} bytes, redis broadcaster",
+                self.events, self.envelope_bytes
+            ),
+        );
+        line(
+            "machine",
+            format!(
+                "{} cores; redis {} on the same machine",
+                self.cores, self.redis_version
+            ),
+        );
+        line(
+            "worker",
+            format!(
+                "concurrency {} x batch {}",
+                self.concurrency, self.batch_size
+            ),
+        );
+        line(
+            "throughput",
+            format!(
+                "{:.0} events/s ({:.2} s)",
+                self.events_per_sec, self.seconds
+            ),
+        );
+        line(
+            "redis ceiling",
+            format!(
+                "{:.0} PUBLISH/s ({})",
+                self.ceiling_publish_per_sec, self.ceiling_method
+            ),
+        );
+        line("ratio to ceiling", format!("{:.3}", self.ratio_of_ceiling));
+        line(
+            "redis commands / event",
+            format!("{:.3}", self.redis_commands_per_event),
+        );
+        line(
+            "latency",
+            format!(
+                "p50 {:.3} ms, p99 {:.3} ms, p999 {:.3} ms, max {:.3} ms ({} events at {}/s)",
+                self.latency_p50_ms,
+                self.latency_p99_ms,
+                self.latency_p999_ms,
+                self.latency_max_ms,
+                self.latency_samples,
+                self.latency_rate
+            ),
+        );
+        let c = &self.cpu_seconds;
+        line(
+            "CPU during W1",
+            format!(
+                "herald {:.2} s, redis {:.2} s, subscriber {:.2} s, of {:.2} s available",
+                c.herald, c.redis, c.subscriber, c.available
+            ),
+        );
+        line("peak RSS (W1)", format!("{:.1} MB", self.peak_rss_mb));
+        line("idle RSS", format!("{:.1} MB", self.idle_rss_mb));
+        if let Some(p) = &self.pusher {
+            line(
+                "pusher throughput",
+                format!("{:.0} events/s ({} events)", p.events_per_sec, p.events),
+            );
+            line(
+                "pusher requests",
+                format!(
+                    "{} ({:.1} per 1000 events)",
+                    p.requests, p.requests_per_1000_events
+                ),
+            );
+        }
+        s
+    }
+}
+
+/// Nearest-rank percentile of sorted values (0 for none).
+pub(crate) fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    // Nearest rank; the epsilon keeps 99.9% of 1000 at rank 999 despite float rounding.
+    let rank = ((p / 100.0) * sorted.len() as f64 - 1e-9).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles() {
+        let v: Vec<f64> = (1..=1000).map(f64::from).collect();
+        assert_eq!(percentile(&v, 50.0), 500.0);
+        assert_eq!(percentile(&v, 99.0), 990.0);
+        assert_eq!(percentile(&v, 99.9), 999.0);
+        assert_eq!(percentile(&[], 50.0), 0.0);
+    }
+}
