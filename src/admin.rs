@@ -20,7 +20,7 @@ use crate::metrics::Metrics;
 use crate::queue::Redis;
 
 /// What the probes look at.
-pub struct Health {
+pub(crate) struct Health {
     /// Set when shutdown starts: the process must stop receiving traffic.
     pub shutting_down: AtomicBool,
     /// Last time (ms) the maintenance loop ticked.
@@ -30,7 +30,7 @@ pub struct Health {
 }
 
 impl Health {
-    pub fn new(stall_after: Duration) -> Health {
+    pub(crate) fn new(stall_after: Duration) -> Health {
         Health {
             shutting_down: AtomicBool::new(false),
             last_tick_ms: AtomicU64::new(crate::clock::now_ms()),
@@ -38,7 +38,7 @@ impl Health {
         }
     }
 
-    pub fn tick(&self) {
+    pub(crate) fn tick(&self) {
         self.last_tick_ms
             .store(crate::clock::now_ms(), Ordering::Relaxed);
     }
@@ -58,7 +58,7 @@ struct AppState {
 
 /// Binds `addr` (port 0 picks a free one) and serves until `token` is cancelled. Returns the
 /// bound address.
-pub async fn serve(
+pub(crate) async fn serve(
     addr: SocketAddr,
     metrics: Arc<Metrics>,
     health: Arc<Health>,

@@ -579,7 +579,7 @@ mod lenient {
 
     /// A string, also accepting what `${VAR}` expansion typed as a number or boolean
     /// (`PUSHER_APP_ID=12345` becomes the integer 12345).
-    pub fn string<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    pub(super) fn string<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
         Ok(match Scalar::deserialize(d)? {
             Scalar::Str(s) => s,
             Scalar::Int(i) => i.to_string(),
@@ -589,7 +589,7 @@ mod lenient {
     }
 
     /// A number, also given as a numeric string (`${VAR}` inside a user-named table is text).
-    pub fn number<'de, D, T>(d: D) -> Result<T, D::Error>
+    pub(super) fn number<'de, D, T>(d: D) -> Result<T, D::Error>
     where
         D: Deserializer<'de>,
         T: std::str::FromStr + TryFrom<i64>,
@@ -608,7 +608,7 @@ mod lenient {
     }
 
     /// `true`/`false`, also given as text.
-    pub fn boolean<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+    pub(super) fn boolean<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
         match Scalar::deserialize(d)? {
             Scalar::Bool(b) => Ok(b),
             Scalar::Str(s) => s
@@ -620,17 +620,19 @@ mod lenient {
     }
 
     /// A port: an integer, a numeric string, or empty (`PUSHER_PORT` unset) for none.
-    pub mod port {
+    pub(super) mod port {
         use super::*;
 
-        pub fn serialize<S: Serializer>(p: &Option<u16>, s: S) -> Result<S::Ok, S::Error> {
+        pub(crate) fn serialize<S: Serializer>(p: &Option<u16>, s: S) -> Result<S::Ok, S::Error> {
             match p {
                 Some(p) => s.serialize_u16(*p),
                 None => s.serialize_none(),
             }
         }
 
-        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u16>, D::Error> {
+        pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
+            d: D,
+        ) -> Result<Option<u16>, D::Error> {
             let bad = |v: &dyn std::fmt::Display| {
                 de::Error::custom(format!(
                     "port {v} is not a number from 1 to 65535 (or empty)"
@@ -1105,7 +1107,7 @@ fn set_path(t: &mut toml::Table, path: &str, v: toml::Value) {
 
 /// Redis URL parsing without connecting.
 mod redis {
-    pub fn parse_redis_url(url: &str) -> Option<()> {
+    pub(super) fn parse_redis_url(url: &str) -> Option<()> {
         let u = reqwest::Url::parse(url).ok()?;
         matches!(u.scheme(), "redis" | "rediss" | "unix" | "redis+unix").then_some(())
     }
@@ -1138,38 +1140,45 @@ mod duration {
         }
     }
 
-    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    pub(super) fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(&humantime::format_duration(*d).to_string())
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
         from_repr(Repr::deserialize(d)?)
     }
 
-    pub mod option {
+    pub(super) mod option {
         use super::*;
-        pub fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        pub(crate) fn serialize<S: Serializer>(
+            d: &Option<Duration>,
+            s: S,
+        ) -> Result<S::Ok, S::Error> {
             match d {
                 Some(d) => super::serialize(d, s),
                 None => s.serialize_none(),
             }
         }
-        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
+            d: D,
+        ) -> Result<Option<Duration>, D::Error> {
             Option::<Repr>::deserialize(d)?.map(from_repr).transpose()
         }
     }
 
-    pub mod list {
+    pub(super) mod list {
         use super::*;
         use serde::ser::SerializeSeq;
-        pub fn serialize<S: Serializer>(v: &[Duration], s: S) -> Result<S::Ok, S::Error> {
+        pub(crate) fn serialize<S: Serializer>(v: &[Duration], s: S) -> Result<S::Ok, S::Error> {
             let mut seq = s.serialize_seq(Some(v.len()))?;
             for d in v {
                 seq.serialize_element(&humantime::format_duration(*d).to_string())?;
             }
             seq.end()
         }
-        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Duration>, D::Error> {
+        pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
+            d: D,
+        ) -> Result<Vec<Duration>, D::Error> {
             Vec::<Repr>::deserialize(d)?
                 .into_iter()
                 .map(from_repr)
@@ -1177,9 +1186,9 @@ mod duration {
         }
     }
 
-    pub mod option_list {
+    pub(super) mod option_list {
         use super::*;
-        pub fn serialize<S: Serializer>(
+        pub(crate) fn serialize<S: Serializer>(
             v: &Option<Vec<Duration>>,
             s: S,
         ) -> Result<S::Ok, S::Error> {
@@ -1188,7 +1197,7 @@ mod duration {
                 None => s.serialize_none(),
             }
         }
-        pub fn deserialize<'de, D: Deserializer<'de>>(
+        pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
             d: D,
         ) -> Result<Option<Vec<Duration>>, D::Error> {
             Option::<Vec<Repr>>::deserialize(d)?

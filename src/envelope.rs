@@ -319,6 +319,16 @@ fn invalid(field: &'static str, reason: &str) -> Rejection {
     }
 }
 
+/// The `created_at` of envelope bytes, without validating the rest (the oldest-waiting gauge
+/// reads it off the queue's head).
+pub fn created_at(raw: &[u8]) -> Option<f64> {
+    #[derive(Deserialize)]
+    struct Created {
+        created_at: Option<f64>,
+    }
+    serde_json::from_slice::<Created>(raw).ok()?.created_at
+}
+
 /// The `id` of bytes that are a JSON object with a string `id` but failed validation otherwise.
 pub fn lenient_id(raw: &[u8]) -> Option<String> {
     #[derive(Deserialize)]

@@ -20,7 +20,10 @@
 //! [`migrate`] (keyspace versions), [`shutdown`] (signals), and [`Herald::run`], which wires it
 //! all up and drains on shutdown.
 
-pub mod admin;
+#![deny(unreachable_pub)]
+#![warn(missing_docs)]
+
+mod admin;
 mod broadcast;
 mod clock;
 pub mod config;
@@ -31,12 +34,13 @@ pub mod envelope;
 pub mod internals;
 pub mod listeners;
 pub mod metrics;
-pub mod migrate;
-pub mod queue;
+mod migrate;
+pub mod ops;
+mod queue;
 mod registry;
 mod settle;
 pub mod shutdown;
-pub mod worker;
+mod worker;
 
 use std::collections::HashMap;
 use std::future::Future;

@@ -4,25 +4,25 @@
 //! and applying pending versions (`herald migrate`). Does not own: the keys themselves
 //! (`queue::keys`).
 
-use crate::queue::{GlobalKeys, Queue, QueueError};
+use crate::queue::{GlobalKeys, NO_QUEUE, Queue, QueueError};
 
 /// One keyspace version.
-pub struct Migration {
-    pub version: u32,
-    pub name: &'static str,
+pub(crate) struct Migration {
+    pub(crate) version: u32,
+    pub(crate) name: &'static str,
     /// Lua; see migrations/README.md for its KEYS and ARGV.
-    pub script: &'static str,
+    pub(crate) script: &'static str,
 }
 
 /// Every migration, oldest first. Keep in step with the files in `migrations/`.
-pub const MIGRATIONS: &[Migration] = &[Migration {
+pub(crate) const MIGRATIONS: &[Migration] = &[Migration {
     version: 1,
     name: "0001_initial",
     script: include_str!("../migrations/0001_initial.lua"),
 }];
 
 /// The keyspace version this build reads and writes.
-pub fn current() -> u32 {
+pub(crate) fn current() -> u32 {
     MIGRATIONS.last().map_or(0, |m| m.version)
 }
 
@@ -44,28 +44,16 @@ pub enum SchemaError {
     Redis(#[from] QueueError),
 }
 
-fn err(op: &'static str) -> impl FnOnce(redis::RedisError) -> QueueError {
-    move |source| QueueError {
-        queue: "*".into(),
-        op,
-        source,
-    }
-}
-
 /// The recorded version, if any.
-pub async fn version(queue: &Queue, global: &GlobalKeys) -> Result<Option<u32>, QueueError> {
-    let mut conn = queue.redis.get().await.map_err(err("schema"))?;
-    redis::cmd("HGET")
-        .arg(&global.schema)
-        .arg("version")
-        .query_async(&mut conn)
-        .await
-        .map_err(err("schema"))
+pub(crate) async fn version(queue: &Queue, global: &GlobalKeys) -> Result<Option<u32>, QueueError> {
+    let mut cmd = redis::cmd("HGET");
+    cmd.arg(&global.schema).arg("version");
+    queue.redis.run(NO_QUEUE, "schema", &cmd).await
 }
 
 /// Before `herald run`: accept the current version; record it on a keyspace with no herald data
 /// (a fresh Redis, or one where producers pushed before herald first ran); refuse otherwise.
-pub async fn check(queues: &[Queue], global: &GlobalKeys) -> Result<(), SchemaError> {
+pub(crate) async fn check(queues: &[Queue], global: &GlobalKeys) -> Result<(), SchemaError> {
     let known = current();
     match version(&queues[0], global).await? {
         Some(found) if found == known => Ok(()),
@@ -73,14 +61,12 @@ pub async fn check(queues: &[Queue], global: &GlobalKeys) -> Result<(), SchemaEr
         Some(found) => Err(SchemaError::Pending { found, known }),
         None => {
             for q in queues {
-                let mut conn = q.redis.get().await.map_err(err("schema"))?;
-                let n: u64 = redis::cmd("EXISTS")
+                let mut exists = redis::cmd("EXISTS");
+                exists
                     .arg(&q.keys.delayed)
                     .arg(&q.keys.failed)
-                    .arg(&q.keys.workers)
-                    .query_async(&mut conn)
-                    .await
-                    .map_err(err("schema"))?;
+                    .arg(&q.keys.workers);
+                let n: u64 = q.run("schema", &exists).await?;
                 if n > 0 {
                     return Err(SchemaError::Unversioned {
                         queue: q.keys.name.clone(),
@@ -101,7 +87,6 @@ async fn record(
     let Some(last) = applied.last() else {
         return Ok(());
     };
-    let mut conn = queue.redis.get().await.map_err(err("schema"))?;
     let now = crate::clock::now_ms();
     let mut pipe = redis::pipe();
     for m in applied {
@@ -113,13 +98,11 @@ async fn record(
         .ignore();
     }
     pipe.hset(&global.schema, "version", last.version).ignore();
-    pipe.query_async::<()>(&mut conn)
-        .await
-        .map_err(err("schema"))
+    queue.redis.run(NO_QUEUE, "schema", &pipe).await
 }
 
 /// Applies every pending migration to every queue, in order. Returns the versions applied.
-pub async fn migrate(
+pub(crate) async fn migrate(
     queues: &[Queue],
     global: &GlobalKeys,
     prefix: &str,
@@ -133,17 +116,14 @@ pub async fn migrate(
     for m in &pending {
         let script = redis::Script::new(m.script);
         for q in queues {
-            let mut conn = q.redis.get().await.map_err(err("migrate"))?;
-            script
-                .key(&q.keys.list)
+            let mut inv = script.prepare_invoke();
+            inv.key(&q.keys.list)
                 .key(&q.keys.delayed)
                 .key(&q.keys.failed)
                 .key(&q.keys.failed_index)
                 .key(&q.keys.workers)
-                .arg(prefix)
-                .invoke_async::<redis::Value>(&mut conn)
-                .await
-                .map_err(err("migrate"))?;
+                .arg(prefix);
+            q.run::<redis::Value>("migrate", &inv).await?;
         }
         record(&queues[0], global, &[m]).await?;
     }

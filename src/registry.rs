@@ -21,7 +21,7 @@ use crate::envelope::{Envelope, Rejection, validate_channel};
 
 /// A channel template: literal text and `{path.to.field}` holes filled from `data`.
 #[derive(Clone, Debug, PartialEq)]
-pub struct Template {
+pub(crate) struct Template {
     source: String,
     parts: Vec<Part>,
 }
@@ -34,7 +34,7 @@ enum Part {
 
 impl Template {
     /// Parses `orders.{order_id}` or `user.{customer.id}`.
-    pub fn parse(source: &str) -> Result<Template, String> {
+    pub(crate) fn parse(source: &str) -> Result<Template, String> {
         let mut parts = Vec::new();
         let mut rest = source;
         while let Some(open) = rest.find('{') {
@@ -69,7 +69,7 @@ impl Template {
     }
 
     /// Fills the holes from `data`. Strings and numbers are allowed; anything else is an error.
-    pub fn render(&self, data: &Value) -> Result<String, Rejection> {
+    pub(crate) fn render(&self, data: &Value) -> Result<String, Rejection> {
         let mut out = String::new();
         for p in &self.parts {
             match p {
@@ -146,7 +146,7 @@ struct Entry {
 
 /// What to do for one envelope.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Plan {
+pub(crate) struct Plan {
     /// The name to broadcast under: `broadcast_as`, or the event name.
     pub name: String,
     /// Every channel: the envelope's, then the registry's rendered templates, without repeats.
@@ -164,7 +164,7 @@ pub struct Plan {
 
 impl Plan {
     /// Every delivery of the plan, listeners first.
-    pub fn deliveries<'a>(
+    pub(crate) fn deliveries<'a>(
         &'a self,
         listeners: &'a [String],
         connections: &'a [String],
@@ -182,7 +182,7 @@ impl Plan {
 
 /// The event registry. Built once at start-up; immutable afterwards.
 #[derive(Debug)]
-pub struct Registry {
+pub(crate) struct Registry {
     exact: HashMap<String, usize>,
     /// Patterns, most specific (longest) first.
     patterns: Vec<(String, usize)>,
@@ -198,7 +198,7 @@ pub struct Registry {
 impl Registry {
     /// Resolves the config's registry. `listener_names` and `connection_names` are the tables
     /// the worker indexes; every name the config uses must be in them (`Config` validated that).
-    pub fn new(
+    pub(crate) fn new(
         config: &Config,
         listener_names: Vec<String>,
         connection_names: Vec<String>,
@@ -255,22 +255,17 @@ impl Registry {
     }
 
     /// Listener names, by the indexes plans use.
-    pub fn listener_names(&self) -> &[String] {
+    pub(crate) fn listener_names(&self) -> &[String] {
         &self.listener_names
     }
 
     /// Connection names, by the indexes plans use.
-    pub fn connection_names(&self) -> &[String] {
+    pub(crate) fn connection_names(&self) -> &[String] {
         &self.connection_names
     }
 
-    /// Whether the registry has an entry for this event name.
-    pub fn knows(&self, event: &str) -> bool {
-        self.exact.contains_key(event) || self.patterns.iter().any(|(p, _)| glob_match(p, event))
-    }
-
     /// Decides the deliveries for `env`, restricted to its `pending` list when it has one.
-    pub fn plan(&self, env: &Envelope) -> Result<Plan, Rejection> {
+    pub(crate) fn plan(&self, env: &Envelope) -> Result<Plan, Rejection> {
         let matched: Vec<&Entry> = self
             .exact
             .get(&env.event)

@@ -19,14 +19,14 @@ use crate::queue::{DeadLetter, FailedDelivery};
 /// What to do with one envelope once its deliveries ran. Both parts may be present: a fatal
 /// delivery is dead-lettered while a retryable one of the same envelope is retried.
 #[derive(Debug, Default)]
-pub struct Decision {
+pub(crate) struct Decision {
     pub retry: Option<Retry>,
     pub dead: Option<(String, DeadLetter)>,
 }
 
 /// An envelope to put in the delayed set.
 #[derive(Debug)]
-pub struct Retry {
+pub(crate) struct Retry {
     /// The re-encoded envelope: only the pending deliveries, `attempts` raised.
     pub payload: Vec<u8>,
     /// When it is due, in ms since the epoch.
@@ -38,12 +38,12 @@ pub struct Retry {
 }
 
 /// The attempt limit for `env` under `policy`.
-pub fn max_attempts(env: &Envelope, policy: &RetryConfig) -> u32 {
+pub(crate) fn max_attempts(env: &Envelope, policy: &RetryConfig) -> u32 {
     env.max_attempts.unwrap_or(policy.max_attempts)
 }
 
 /// Combines the outcomes of one attempt at `env`.
-pub fn decide(
+pub(crate) fn decide(
     queue: &str,
     env: &Envelope,
     results: &[(DeliveryId, DeliveryResult)],
@@ -109,7 +109,7 @@ pub fn decide(
 
 /// An envelope redelivered after worker crashes until it ran out of attempts: dead-lettered
 /// without running anything, so a message that kills workers stops doing so.
-pub fn poisoned(
+pub(crate) fn poisoned(
     queue: &str,
     env: &Envelope,
     deliveries: Vec<DeliveryId>,
@@ -146,7 +146,7 @@ pub fn poisoned(
 }
 
 /// Input that cannot be processed: dead-letter the original bytes with the reason.
-pub fn rejected(
+pub(crate) fn rejected(
     queue: &str,
     raw: &[u8],
     env: Option<&Envelope>,
@@ -211,7 +211,7 @@ fn summary(dead: &[FailedDelivery]) -> String {
 /// The delay before attempt `attempts + 1`: the explicit list (its last entry repeating), or
 /// exponential from `base` doubling up to `cap` with full jitter (uniform in `[0, d]`, as AWS's
 /// "Exponential Backoff and Jitter" recommends, so replicas retrying together spread out).
-pub fn backoff(policy: &RetryConfig, attempts: u32) -> Duration {
+pub(crate) fn backoff(policy: &RetryConfig, attempts: u32) -> Duration {
     let n = attempts.max(1) as usize - 1;
     if !policy.delays.is_empty() {
         return policy.delays[n.min(policy.delays.len() - 1)];

@@ -40,7 +40,7 @@ use crate::registry::{Plan, Registry};
 use crate::settle::{self, Decision};
 
 /// State shared by every worker task of a process.
-pub struct Shared {
+pub(crate) struct Shared {
     /// Routes envelopes to deliveries.
     pub registry: Registry,
     /// Listener implementations, indexed like `registry.listener_names()`.
@@ -83,7 +83,7 @@ struct Routed {
 
 /// Processes one reserved batch and says how to settle it. Never fails: bad input becomes a
 /// dead letter, failed deliveries become retries or dead letters.
-pub async fn process(shared: &Shared, queue: &str, batch: Vec<Bytes>) -> Settlement {
+pub(crate) async fn process(shared: &Shared, queue: &str, batch: Vec<Bytes>) -> Settlement {
     let clock = Clock::now();
     let seen = clock.now_ms as f64 / 1000.0;
     let mut settlement = Settlement::default();
@@ -320,7 +320,7 @@ fn reconnect_backoff() -> impl Iterator<Item = Duration> {
 
 /// Runs one worker task on `queue`, owning the processing list `processing`, until `token` is
 /// cancelled.
-pub async fn run_task(
+pub(crate) async fn run_task(
     shared: Arc<Shared>,
     queue: Queue,
     processing: String,
@@ -444,7 +444,7 @@ async fn settle_until_done(
 }
 
 /// Everything the maintenance loop needs.
-pub struct Maintenance {
+pub(crate) struct Maintenance {
     pub info: reaper::ProcessInfo,
     pub global: GlobalKeys,
     pub queues: Vec<Queue>,
@@ -460,7 +460,7 @@ pub struct Maintenance {
 
 impl Maintenance {
     /// Registers this process and its processing lists once.
-    pub async fn heartbeat(&self) -> Result<(), crate::queue::QueueError> {
+    pub(crate) async fn heartbeat(&self) -> Result<(), crate::queue::QueueError> {
         let lists: Vec<(&Queue, Vec<String>)> = self
             .queues
             .iter()
@@ -482,7 +482,7 @@ impl Maintenance {
     }
 
     /// Heartbeats, reaps, promotes and samples depths until `token` is cancelled.
-    pub async fn run(self, token: CancellationToken) {
+    pub(crate) async fn run(self, token: CancellationToken) {
         let mut beat = tokio::time::interval(self.heartbeat_interval);
         let mut promote = tokio::time::interval(self.promote_interval);
         beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

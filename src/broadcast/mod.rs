@@ -9,7 +9,7 @@
 //!
 //! **Invariant:** only this module serializes the outgoing wire formats.
 
-pub mod pusher;
+pub(crate) mod pusher;
 mod redis;
 
 use std::sync::Arc;
@@ -21,14 +21,14 @@ use crate::delivery::DeliveryResult;
 use crate::metrics::Metrics;
 use crate::queue::Redis;
 
-pub use self::pusher::PusherBroadcaster;
-pub use self::redis::RedisBroadcaster;
+pub(crate) use self::pusher::PusherBroadcaster;
+pub(crate) use self::redis::RedisBroadcaster;
 #[cfg(feature = "internals")]
 pub(crate) use self::redis::laravel_message;
 
 /// One event to broadcast on one connection.
 #[derive(Debug, Clone, Copy)]
-pub struct Message<'a> {
+pub(crate) struct Message<'a> {
     /// Envelope id (for logs and idempotency keys).
     pub id: &'a str,
     /// The name clients listen for (`broadcast_as` or the event name).
@@ -44,7 +44,7 @@ pub struct Message<'a> {
 }
 
 /// A broadcast connection.
-pub enum Broadcaster {
+pub(crate) enum Broadcaster {
     /// Redis pub/sub in Laravel's RedisBroadcaster format.
     Redis(RedisBroadcaster),
     /// The Pusher Channels HTTP API (Pusher, soketi, sockudo, Reverb).
@@ -57,7 +57,7 @@ pub enum Broadcaster {
 
 impl Broadcaster {
     /// Broadcasts a batch; one outcome per message, in order.
-    pub async fn send(&self, batch: &[Message<'_>]) -> Vec<DeliveryResult> {
+    pub(crate) async fn send(&self, batch: &[Message<'_>]) -> Vec<DeliveryResult> {
         match self {
             Broadcaster::Redis(r) => r.send(batch).await,
             Broadcaster::Pusher(p) => p.send(batch).await,
@@ -81,7 +81,7 @@ impl Broadcaster {
 
 /// Builds the configured connections, by name. `main` is the queue's Redis, reused by `redis`
 /// connections that do not name a URL of their own.
-pub fn build(
+pub(crate) fn build(
     config: &Config,
     main: &Redis,
     pool_size: usize,

@@ -13,17 +13,17 @@ use crate::delivery::{DeliveryError, DeliveryResult};
 use crate::envelope::object_members;
 use crate::queue::Redis;
 
-pub struct RedisBroadcaster {
+pub(crate) struct RedisBroadcaster {
     redis: Redis,
     prefix: String,
 }
 
 impl RedisBroadcaster {
-    pub fn new(redis: Redis, prefix: String) -> RedisBroadcaster {
+    pub(crate) fn new(redis: Redis, prefix: String) -> RedisBroadcaster {
         RedisBroadcaster { redis, prefix }
     }
 
-    pub async fn send(&self, batch: &[Message<'_>]) -> Vec<DeliveryResult> {
+    pub(crate) async fn send(&self, batch: &[Message<'_>]) -> Vec<DeliveryResult> {
         let mut pipe = ::redis::pipe();
         let mut commands = 0;
         for m in batch {
@@ -57,7 +57,7 @@ impl RedisBroadcaster {
 /// Laravel's RedisBroadcaster message for one event. A final payload is Laravel's own
 /// `BroadcastEvent` payload, `socket` already in it when Laravel puts it there, so it is copied
 /// as it is; otherwise `socket` is added to `data`, as `broadcastWith()` events get it.
-pub fn laravel_message(m: &Message<'_>) -> Vec<u8> {
+pub(crate) fn laravel_message(m: &Message<'_>) -> Vec<u8> {
     let (name, data, socket) = (m.name, m.data.get(), m.socket);
     let mut out = Vec::with_capacity(data.len() + name.len() + 64);
     out.extend_from_slice(b"{\"event\":");

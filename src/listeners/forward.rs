@@ -7,13 +7,13 @@ use super::{Event, Listener};
 use crate::delivery::{DeliveryError, DeliveryResult};
 use crate::queue::Redis;
 
-pub struct Forward {
+pub(crate) struct Forward {
     redis: Redis,
     key: String,
 }
 
 impl Forward {
-    pub fn new(redis: Redis, prefix: &str, queue: &str) -> Forward {
+    pub(crate) fn new(redis: Redis, prefix: &str, queue: &str) -> Forward {
         Forward {
             redis,
             key: format!("{prefix}{queue}"),

@@ -19,8 +19,9 @@ use crate::delivery::{DeliveryError, DeliveryResult};
 use crate::envelope::Envelope;
 use crate::queue::Redis;
 
-pub use forward::Forward;
-pub use webhook::{Webhook, signature as webhook_signature};
+use forward::Forward;
+use webhook::Webhook;
+pub use webhook::signature as webhook_signature;
 
 /// What a listener sees of one event.
 #[derive(Debug, Clone, Copy)]
@@ -104,7 +105,7 @@ impl Listener for Log {
 }
 
 /// Builds the configured listeners, by name.
-pub fn build(
+pub(crate) fn build(
     config: &Config,
     redis: &Redis,
     http: &reqwest::Client,

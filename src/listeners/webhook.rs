@@ -15,7 +15,7 @@ use super::{Event, Listener};
 use crate::config::WebhookConfig;
 use crate::delivery::{DeliveryError, DeliveryResult};
 
-pub struct Webhook {
+pub(crate) struct Webhook {
     url: String,
     secret: Option<String>,
     timeout: Duration,
@@ -24,7 +24,7 @@ pub struct Webhook {
 }
 
 impl Webhook {
-    pub fn new(c: &WebhookConfig, http: reqwest::Client) -> Webhook {
+    pub(crate) fn new(c: &WebhookConfig, http: reqwest::Client) -> Webhook {
         Webhook {
             url: c.url.clone(),
             secret: c.secret.clone().filter(|s| !s.is_empty()),

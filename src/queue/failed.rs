@@ -107,29 +107,23 @@ impl DeadLetter {
 
 impl Queue {
     /// Dead letters, newest first: `(id, entry)`.
-    pub async fn failed_list(
+    pub(crate) async fn failed_list(
         &self,
         offset: usize,
         limit: usize,
     ) -> Result<Vec<(String, DeadLetter)>, QueueError> {
-        let err = QueueError::new(&self.keys, "failed list");
-        let mut conn = self.redis.get().await.map_err(err)?;
-        let ids: Vec<String> = redis::cmd("ZREVRANGE")
+        let mut range = redis::cmd("ZREVRANGE");
+        range
             .arg(&self.keys.failed_index)
             .arg(offset)
-            .arg((offset + limit).saturating_sub(1))
-            .query_async(&mut conn)
-            .await
-            .map_err(QueueError::new(&self.keys, "failed list"))?;
+            .arg((offset + limit).saturating_sub(1));
+        let ids: Vec<String> = self.run("failed list", &range).await?;
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let entries: Vec<Option<String>> = redis::cmd("HMGET")
-            .arg(&self.keys.failed)
-            .arg(&ids)
-            .query_async(&mut conn)
-            .await
-            .map_err(QueueError::new(&self.keys, "failed list"))?;
+        let mut get = redis::cmd("HMGET");
+        get.arg(&self.keys.failed).arg(&ids);
+        let entries: Vec<Option<String>> = self.run("failed list", &get).await?;
         Ok(ids
             .into_iter()
             .zip(entries)
@@ -138,93 +132,54 @@ impl Queue {
     }
 
     /// All dead-letter ids, oldest first.
-    pub async fn failed_ids(&self) -> Result<Vec<String>, QueueError> {
-        let mut conn = self
-            .redis
-            .get()
-            .await
-            .map_err(QueueError::new(&self.keys, "failed ids"))?;
-        redis::cmd("ZRANGE")
-            .arg(&self.keys.failed_index)
-            .arg(0)
-            .arg(-1)
-            .query_async(&mut conn)
-            .await
-            .map_err(QueueError::new(&self.keys, "failed ids"))
+    pub(crate) async fn failed_ids(&self) -> Result<Vec<String>, QueueError> {
+        let mut cmd = redis::cmd("ZRANGE");
+        cmd.arg(&self.keys.failed_index).arg(0).arg(-1);
+        self.run("failed ids", &cmd).await
     }
 
     /// One dead letter by id.
-    pub async fn failed_get(&self, id: &str) -> Result<Option<DeadLetter>, QueueError> {
-        let mut conn = self
-            .redis
-            .get()
-            .await
-            .map_err(QueueError::new(&self.keys, "failed show"))?;
-        let raw: Option<String> = redis::cmd("HGET")
-            .arg(&self.keys.failed)
-            .arg(id)
-            .query_async(&mut conn)
-            .await
-            .map_err(QueueError::new(&self.keys, "failed show"))?;
+    pub(crate) async fn failed_get(&self, id: &str) -> Result<Option<DeadLetter>, QueueError> {
+        let mut cmd = redis::cmd("HGET");
+        cmd.arg(&self.keys.failed).arg(id);
+        let raw: Option<String> = self.run("failed show", &cmd).await?;
         Ok(raw.and_then(|r| serde_json::from_str(&r).ok()))
     }
 
     /// Puts a dead letter back on the queue (only what failed) and removes it from the store.
     /// `false` when it no longer exists.
-    pub async fn failed_retry(&self, id: &str) -> Result<bool, QueueError> {
+    pub(crate) async fn failed_retry(&self, id: &str) -> Result<bool, QueueError> {
         let Some(entry) = self.failed_get(id).await? else {
             return Ok(false);
         };
-        let mut conn = self
-            .redis
-            .get()
-            .await
-            .map_err(QueueError::new(&self.keys, "failed retry"))?;
-        let pushed: i64 = scripts()
-            .retry_failed
-            .key(&self.keys.failed)
+        let mut inv = scripts().retry_failed.prepare_invoke();
+        inv.key(&self.keys.failed)
             .key(&self.keys.failed_index)
             .key(&self.keys.list)
             .arg(id)
-            .arg(entry.retry_payload())
-            .invoke_async(&mut conn)
-            .await
-            .map_err(QueueError::new(&self.keys, "failed retry"))?;
+            .arg(entry.retry_payload());
+        let pushed: i64 = self.run("failed retry", &inv).await?;
         Ok(pushed == 1)
     }
 
     /// Deletes one dead letter. `false` when it did not exist.
-    pub async fn failed_forget(&self, id: &str) -> Result<bool, QueueError> {
-        let mut conn = self
-            .redis
-            .get()
-            .await
-            .map_err(QueueError::new(&self.keys, "failed forget"))?;
-        let (n, _): (i64, i64) = redis::pipe()
-            .atomic()
+    pub(crate) async fn failed_forget(&self, id: &str) -> Result<bool, QueueError> {
+        let mut pipe = redis::pipe();
+        pipe.atomic()
             .hdel(&self.keys.failed, id)
-            .zrem(&self.keys.failed_index, id)
-            .query_async(&mut conn)
-            .await
-            .map_err(QueueError::new(&self.keys, "failed forget"))?;
+            .zrem(&self.keys.failed_index, id);
+        let (n, _): (i64, i64) = self.run("failed forget", &pipe).await?;
         Ok(n == 1)
     }
 
     /// Deletes every dead letter of this queue; returns how many there were.
-    pub async fn failed_flush(&self) -> Result<u64, QueueError> {
-        let mut conn = self
-            .redis
-            .get()
-            .await
-            .map_err(QueueError::new(&self.keys, "failed flush"))?;
-        let (n, _, _): (u64, i64, i64) = redis::pipe()
-            .atomic()
+    pub(crate) async fn failed_flush(&self) -> Result<u64, QueueError> {
+        let mut pipe = redis::pipe();
+        pipe.atomic()
             .hlen(&self.keys.failed)
             .del(&self.keys.failed)
-            .del(&self.keys.failed_index)
-            .query_async(&mut conn)
-            .await
-            .map_err(QueueError::new(&self.keys, "failed flush"))?;
+            .del(&self.keys.failed_index);
+        let (n, _, _): (u64, i64, i64) = self.run("failed flush", &pipe).await?;
         Ok(n)
     }
 }

@@ -10,7 +10,7 @@
 
 /// The keys of one queue. Cheap to clone; built once per queue at start-up.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct QueueKeys {
+pub(crate) struct QueueKeys {
     /// The configured list key without the prefix (`herald:default`); used in labels and logs.
     pub name: String,
     /// The list producers `LPUSH` onto (prefix applied).
@@ -28,7 +28,7 @@ pub struct QueueKeys {
 
 impl QueueKeys {
     /// Keys for the queue list `name` under `prefix` (Laravel's `REDIS_PREFIX`, may be empty).
-    pub fn new(prefix: &str, name: &str) -> Self {
+    pub(crate) fn new(prefix: &str, name: &str) -> Self {
         let list = format!("{prefix}{name}");
         let base = if has_hash_tag(&list) {
             list.clone()
@@ -48,22 +48,17 @@ impl QueueKeys {
 
     /// Whether the derived keys can share the list key's slot. A `}` outside a valid `{tag}`
     /// makes that impossible (a tag cannot contain `}`), so config validation refuses such names.
-    pub fn is_cluster_safe(&self) -> bool {
+    pub(crate) fn is_cluster_safe(&self) -> bool {
         has_hash_tag(&self.list) || !self.list.contains('}')
     }
 
     /// The processing list owned by worker task `task` of process `process`.
-    pub fn processing(&self, process: &str, task: usize) -> String {
+    pub(crate) fn processing(&self, process: &str, task: usize) -> String {
         format!("{}:processing:{process}:{task}", self.base)
     }
 
-    /// The common start of every processing list of `process`, to recognise them in `workers`.
-    pub fn processing_prefix(&self, process: &str) -> String {
-        format!("{}:processing:{process}:", self.base)
-    }
-
     /// The process id inside a processing list key, if `key` is one of this queue's.
-    pub fn process_of<'k>(&self, key: &'k str) -> Option<&'k str> {
+    pub(crate) fn process_of<'k>(&self, key: &'k str) -> Option<&'k str> {
         let rest = key.strip_prefix(&self.base)?.strip_prefix(":processing:")?;
         let (process, _task) = rest.rsplit_once(':')?;
         Some(process)
@@ -72,7 +67,7 @@ impl QueueKeys {
 
 /// Keys that are not tied to one queue.
 #[derive(Clone, Debug)]
-pub struct GlobalKeys {
+pub(crate) struct GlobalKeys {
     /// zset: live process ids, score = last heartbeat (ms).
     pub processes: String,
     /// hash: applied keyspace migrations.
@@ -81,7 +76,7 @@ pub struct GlobalKeys {
 }
 
 impl GlobalKeys {
-    pub fn new(prefix: &str) -> Self {
+    pub(crate) fn new(prefix: &str) -> Self {
         GlobalKeys {
             processes: format!("{prefix}herald:processes"),
             schema: format!("{prefix}herald:schema"),
@@ -91,24 +86,24 @@ impl GlobalKeys {
 
     /// string with a TTL: an open circuit for broadcast connection `connection` (shared by every
     /// task and replica; see the Pusher broadcaster).
-    pub fn circuit(&self, connection: &str) -> String {
+    pub(crate) fn circuit(&self, connection: &str) -> String {
         format!("{}herald:circuit:{connection}", self.prefix)
     }
 
     /// string with a TTL: claimed (`SET NX`) by the one request allowed to probe a half-open
     /// circuit of `connection`.
-    pub fn circuit_probe(&self, connection: &str) -> String {
+    pub(crate) fn circuit_probe(&self, connection: &str) -> String {
         format!("{}:probe", self.circuit(connection))
     }
 
     /// set with a TTL, per envelope id appended: the parts of an event split over several
     /// Pusher requests that `connection` already delivered (so a retry does not resend them).
-    pub fn pusher_sent_prefix(&self, connection: &str) -> String {
+    pub(crate) fn pusher_sent_prefix(&self, connection: &str) -> String {
         format!("{}herald:pusher:{connection}:sent:", self.prefix)
     }
 
     /// hash: what a live process reports about itself (host, pid, queues, started), with a TTL.
-    pub fn process_info(&self, process: &str) -> String {
+    pub(crate) fn process_info(&self, process: &str) -> String {
         format!("{}herald:process:{process}", self.prefix)
     }
 }
@@ -123,7 +118,8 @@ fn has_hash_tag(key: &str) -> bool {
 }
 
 /// The slot-determining part of a key, as Redis Cluster computes it.
-pub fn hash_tag(key: &str) -> &str {
+#[cfg(test)]
+fn hash_tag(key: &str) -> &str {
     if let Some(open) = key.find('{')
         && let Some(close) = key[open + 1..].find('}')
         && close > 0

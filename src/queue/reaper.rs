@@ -1,9 +1,10 @@
-//! Liveness and recovery: process heartbeats, the reaper, and promotion of due retries.
+//! Liveness and recovery: process heartbeats and the reaper.
 //!
 //! Owns: `herald:processes` (live process ids scored by last heartbeat), each process's info
-//! hash, registering processing lists in their queue's `…:workers` set, returning the processing
-//! lists of processes that stopped heartbeating, and moving due delayed envelopes back onto their
-//! queue. Every function here is one tick; the loop that calls them lives in `worker`.
+//! hash, registering processing lists in their queue's `…:workers` set, and returning the
+//! processing lists of processes that stopped heartbeating. Every function here is one tick; the
+//! loop that calls them lives in `worker`. Does not own: promoting due retries
+//! ([`Queue::promote`](super::Queue::promote)).
 //!
 //! **Invariant:** reaping is safe in every replica at once. Each queue's return is one script;
 //! a second reaper finds the lists already empty. A process wrongly presumed dead (paused longer
@@ -13,22 +14,22 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use super::{GlobalKeys, Queue, QueueError, Redis};
+use super::{GlobalKeys, NO_QUEUE, Queue, QueueError, Redis};
 
 /// This process, as other processes and `herald stats` see it.
 #[derive(Debug, Clone, serde::Serialize)]
-pub struct ProcessInfo {
-    pub id: String,
-    pub hostname: String,
-    pub pid: u32,
-    pub queues: Vec<String>,
-    pub concurrency: usize,
-    pub started_at: u64,
-    pub version: String,
+pub(crate) struct ProcessInfo {
+    pub(crate) id: String,
+    pub(crate) hostname: String,
+    pub(crate) pid: u32,
+    pub(crate) queues: Vec<String>,
+    pub(crate) concurrency: usize,
+    pub(crate) started_at: u64,
+    pub(crate) version: String,
 }
 
 /// A process id unique across hosts and restarts: `<host>:<pid>:<random>`.
-pub fn new_process_id() -> String {
+pub(crate) fn new_process_id() -> String {
     format!(
         "{}:{}:{:08x}",
         hostname(),
@@ -37,7 +38,7 @@ pub fn new_process_id() -> String {
     )
 }
 
-pub fn hostname() -> String {
+pub(crate) fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|s| s.trim().to_string())
         .ok()
@@ -47,17 +48,9 @@ pub fn hostname() -> String {
         .replace(':', "-")
 }
 
-fn global_err(op: &'static str) -> impl FnOnce(redis::RedisError) -> QueueError {
-    move |source| QueueError {
-        queue: "*".into(),
-        op,
-        source,
-    }
-}
-
 /// Records that `info` is alive at `now_ms` and (re)registers its processing lists, so a process
 /// that was presumed dead and reaped becomes reapable again.
-pub async fn heartbeat(
+pub(crate) async fn heartbeat(
     redis: &Redis,
     global: &GlobalKeys,
     info: &ProcessInfo,
@@ -65,7 +58,6 @@ pub async fn heartbeat(
     now_ms: u64,
     ttl: Duration,
 ) -> Result<(), QueueError> {
-    let mut conn = redis.get().await.map_err(global_err("heartbeat"))?;
     let info_key = global.process_info(&info.id);
     let mut pipe = redis::pipe();
     pipe.zadd(&global.processes, &info.id, now_ms).ignore();
@@ -88,39 +80,34 @@ pub async fn heartbeat(
             pipe.sadd(&queue.keys.workers, lists).ignore();
         }
     }
-    pipe.query_async::<()>(&mut conn)
-        .await
-        .map_err(global_err("heartbeat"))
+    redis.run(NO_QUEUE, "heartbeat", &pipe).await
 }
 
 /// What one reap did.
 #[derive(Debug, Default)]
-pub struct Reaped {
+pub(crate) struct Reaped {
     /// Processes found dead and removed.
-    pub processes: Vec<String>,
+    pub(crate) processes: Vec<String>,
     /// Envelopes returned to each queue (list key → count).
-    pub returned: BTreeMap<String, u64>,
+    pub(crate) returned: BTreeMap<String, u64>,
 }
 
 /// Returns the processing lists of every process silent for longer than `timeout` to their
 /// queues (counting a redelivery in each envelope), then forgets those processes.
-pub async fn reap(
+pub(crate) async fn reap(
     redis: &Redis,
     global: &GlobalKeys,
     queues: &[Queue],
     timeout: Duration,
     now_ms: u64,
 ) -> Result<Reaped, QueueError> {
-    let mut conn = redis.get().await.map_err(global_err("reap"))?;
     let cutoff = now_ms.saturating_sub(timeout.as_millis() as u64);
-    let dead: Vec<String> = redis::cmd("ZRANGEBYSCORE")
+    let mut silent = redis::cmd("ZRANGEBYSCORE");
+    silent
         .arg(&global.processes)
         .arg("-inf")
-        .arg(format!("({cutoff}"))
-        .query_async(&mut conn)
-        .await
-        .map_err(global_err("reap"))?;
-    drop(conn);
+        .arg(format!("({cutoff}"));
+    let dead: Vec<String> = redis.run(NO_QUEUE, "reap", &silent).await?;
     let mut reaped = Reaped::default();
     for queue in queues {
         let orphans = orphaned_lists(queue, &dead).await?;
@@ -130,15 +117,12 @@ pub async fn reap(
         }
     }
     if !dead.is_empty() {
-        let mut conn = redis.get().await.map_err(global_err("reap"))?;
         let mut pipe = redis::pipe();
         pipe.zrem(&global.processes, &dead).ignore();
         for id in &dead {
             pipe.del(global.process_info(id)).ignore();
         }
-        pipe.query_async::<()>(&mut conn)
-            .await
-            .map_err(global_err("reap"))?;
+        redis.run::<()>(NO_QUEUE, "reap", &pipe).await?;
     }
     reaped.processes = dead;
     Ok(reaped)
@@ -164,57 +148,56 @@ async fn orphaned_lists(queue: &Queue, dead: &[String]) -> Result<Vec<String>, Q
 }
 
 /// Removes this process from the live set after a clean shutdown.
-pub async fn deregister(redis: &Redis, global: &GlobalKeys, id: &str) -> Result<(), QueueError> {
-    let mut conn = redis.get().await.map_err(global_err("deregister"))?;
-    redis::pipe()
-        .zrem(&global.processes, id)
+pub(crate) async fn deregister(
+    redis: &Redis,
+    global: &GlobalKeys,
+    id: &str,
+) -> Result<(), QueueError> {
+    let mut pipe = redis::pipe();
+    pipe.zrem(&global.processes, id)
         .ignore()
         .del(global.process_info(id))
-        .ignore()
-        .query_async::<()>(&mut conn)
-        .await
-        .map_err(global_err("deregister"))
+        .ignore();
+    redis.run(NO_QUEUE, "deregister", &pipe).await
 }
 
 /// How many processes heartbeated within `timeout` of `now_ms` (one command).
-pub async fn count_live(
+pub(crate) async fn count_live(
     redis: &Redis,
     global: &GlobalKeys,
     timeout: Duration,
     now_ms: u64,
 ) -> Result<usize, QueueError> {
-    let mut conn = redis.get().await.map_err(global_err("processes"))?;
-    redis::cmd("ZCOUNT")
-        .arg(&global.processes)
+    let mut cmd = redis::cmd("ZCOUNT");
+    cmd.arg(&global.processes)
         .arg(now_ms.saturating_sub(timeout.as_millis() as u64))
-        .arg("+inf")
-        .query_async(&mut conn)
-        .await
-        .map_err(global_err("processes"))
+        .arg("+inf");
+    redis.run(NO_QUEUE, "processes", &cmd).await
 }
 
-/// Live processes with their last heartbeat (ms), newest first.
-pub async fn live_processes(
+/// Live processes with their last heartbeat (ms) and what they report, newest first.
+pub(crate) async fn live_processes(
     redis: &Redis,
     global: &GlobalKeys,
 ) -> Result<Vec<(String, u64, BTreeMap<String, String>)>, QueueError> {
-    let mut conn = redis.get().await.map_err(global_err("processes"))?;
-    let ids: Vec<(String, f64)> = redis::cmd("ZREVRANGE")
+    let mut range = redis::cmd("ZREVRANGE");
+    range
         .arg(&global.processes)
         .arg(0)
         .arg(-1)
-        .arg("WITHSCORES")
-        .query_async(&mut conn)
-        .await
-        .map_err(global_err("processes"))?;
-    let mut out = Vec::new();
-    for (id, beat) in ids {
-        let info: BTreeMap<String, String> = redis::cmd("HGETALL")
-            .arg(global.process_info(&id))
-            .query_async(&mut conn)
-            .await
-            .map_err(global_err("processes"))?;
-        out.push((id, beat as u64, info));
+        .arg("WITHSCORES");
+    let ids: Vec<(String, f64)> = redis.run(NO_QUEUE, "processes", &range).await?;
+    if ids.is_empty() {
+        return Ok(Vec::new());
     }
-    Ok(out)
+    let mut pipe = redis::pipe();
+    for (id, _) in &ids {
+        pipe.hgetall(global.process_info(id));
+    }
+    let infos: Vec<BTreeMap<String, String>> = redis.run(NO_QUEUE, "processes", &pipe).await?;
+    Ok(ids
+        .into_iter()
+        .zip(infos)
+        .map(|((id, beat), info)| (id, beat as u64, info))
+        .collect())
 }

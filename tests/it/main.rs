@@ -14,8 +14,6 @@ mod cli;
 mod operations;
 /// The Pusher broadcaster: signing, batching, limits, retries, circuit, real server end to end.
 mod pusher;
-/// The queue contract: reserve, settle and recovery, one operation at a time.
-mod queue;
 /// kill -9, SIGTERM, two processes, poison messages, Redis restarts.
 mod reliability;
 /// Per-delivery retries, dead letters and `herald failed retry`.

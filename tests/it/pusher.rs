@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use herald::queue::Queue;
+use herald::ops::QueueOps;
 use herald_testkit::PusherFake;
 use serde_json::{Value, json};
 
@@ -42,7 +42,7 @@ fn envelope(id: &str, channels: &[&str], data: Value) -> String {
     json!({"id": id, "event": "OrderShipped", "channels": channels, "data": data}).to_string()
 }
 
-async fn dead_letter(q: &Queue, id: &str) -> herald::queue::DeadLetter {
+async fn dead_letter(q: &QueueOps, id: &str) -> herald::ops::DeadLetter {
     eventually(&format!("the dead letter {id}"), || async {
         q.failed_get(id).await.unwrap()
     })

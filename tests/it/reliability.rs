@@ -316,12 +316,12 @@ async fn work_unfinished_at_the_shutdown_timeout_goes_back_to_the_queue() {
         Running::start_herald(herald::Herald::new(cfg).with_listener("slow", Arc::new(Slow))).await;
     let q = queue(&redis);
     crate::support::eventually("the batch to be reserved", || async {
-        let s = q.stats(crate::support::now_ms()).await.unwrap();
+        let s = q.stats().await.unwrap();
         (s.processing == 5).then_some(())
     })
     .await;
     running.stop().await.unwrap();
-    let s = q.stats(crate::support::now_ms()).await.unwrap();
+    let s = q.stats().await.unwrap();
     assert_eq!((s.waiting, s.processing), (5, 0));
     // In their original order, with no redelivery counted (a clean shutdown is not a crash).
     let mut c = redis.conn().await;
@@ -369,7 +369,7 @@ async fn a_redis_restart_with_aof_mid_run_loses_nothing() {
     let q = queue(&redis);
     crate::support::eventually("every event handled after the restart", || async {
         let done = recorder.ids.lock().unwrap().len() == N;
-        let s = q.stats(crate::support::now_ms()).await.ok()?;
+        let s = q.stats().await.ok()?;
         (done && s.waiting == 0 && s.processing == 0 && s.delayed == 0).then_some(())
     })
     .await;

@@ -1,7 +1,7 @@
 //! Command-line interface: `run`, `enqueue`, `stats`, `failed …`, `migrate`, `check-config`.
 //!
 //! Owns: argument parsing and what each command prints. Does not own: any queue logic; every
-//! command calls the library (`Herald::run`, `Queue`, `migrate`).
+//! command calls the library (`Herald::run`, or an action of `herald::ops`).
 
 use std::path::{Path, PathBuf};
 
@@ -9,16 +9,9 @@ use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use serde_json::{Value, json};
 
+use herald::Herald;
 use herald::config::{self, Config};
-use herald::queue::{GlobalKeys, Queue, QueueKeys, Redis, reaper};
-use herald::{Herald, migrate};
-
-// Until the operations API owns it.
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
+use herald::ops::{Ops, QueueOps};
 
 #[derive(Parser)]
 #[command(
@@ -72,32 +65,7 @@ enum Command {
     Migrate,
     /// Measure throughput, latency and memory on the W1 workload against REDIS_URL.
     #[cfg(feature = "bench")]
-    Bench {
-        /// Envelopes in the throughput run.
-        #[arg(long, default_value_t = 100_000)]
-        events: usize,
-        /// Envelopes per second in the latency run.
-        #[arg(long, default_value_t = 2000)]
-        rate: u32,
-        /// Length of the latency run, e.g. 10s.
-        #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
-        duration: std::time::Duration,
-        /// Worker tasks (default: the config's worker.concurrency).
-        #[arg(long)]
-        concurrency: Option<usize>,
-        /// Envelopes per reserve (default: the config's worker.batch_size).
-        #[arg(long)]
-        batch_size: Option<usize>,
-        /// Envelope size in bytes (W1 is ~330).
-        #[arg(long, default_value_t = 330)]
-        payload_bytes: usize,
-        /// Also run W1 through the Pusher broadcaster against a local fake Pusher server.
-        #[arg(long)]
-        pusher: bool,
-        /// Print the report as JSON.
-        #[arg(long)]
-        json: bool,
-    },
+    Bench(crate::bench::Args),
     /// Validate the config and print it as herald sees it, secrets masked.
     CheckConfig {
         /// Also check that Redis answers.
@@ -146,28 +114,11 @@ fn load_config(path: Option<&Path>) -> Result<Config> {
     }
 }
 
-fn queue_for(config: &Config, redis: &Redis, name: Option<&str>) -> Queue {
-    let name = name.unwrap_or(&config.worker.queues[0]);
-    Queue::new(
-        redis.clone(),
-        QueueKeys::new(&config.redis.prefix, name),
-        config.failed.max_entries,
-    )
-}
-
-fn open_redis(config: &Config) -> Result<Redis> {
-    Redis::open(&config.redis.url, 4)
-        .with_context(|| format!("redis.url {}", config::mask_url_password(&config.redis.url)))
-}
-
-async fn reachable(redis: &Redis, config: &Config) -> Result<()> {
-    if !redis.ping().await {
-        bail!(
-            "cannot reach Redis at {} (redis.url / REDIS_URL)",
-            config::mask_url_password(&config.redis.url)
-        );
-    }
-    Ok(())
+/// The one way a command reaches Redis: the operations of `config`, checked to answer.
+async fn connect(config: &Config) -> Result<Ops> {
+    let ops = Ops::new(config)?;
+    ops.reachable().await?;
+    Ok(ops)
 }
 
 pub async fn dispatch(args: Args) -> Result<i32> {
@@ -180,8 +131,7 @@ pub async fn dispatch(args: Args) -> Result<i32> {
         Command::CheckConfig { ping } => {
             print!("{}", config.to_masked_toml());
             if ping {
-                let redis = open_redis(&config)?;
-                reachable(&redis, &config).await?;
+                connect(&config).await?;
                 println!("# redis: reachable");
             }
             Ok(0)
@@ -197,137 +147,71 @@ pub async fn dispatch(args: Args) -> Result<i32> {
             if !data.is_object() {
                 bail!("--data must be a JSON object");
             }
-            let redis = open_redis(&config)?;
-            reachable(&redis, &config).await?;
-            let q = queue_for(&config, &redis, queue.as_deref());
-            let now = now_ms() as f64 / 1000.0;
-            let mut pushed = 0;
-            while pushed < count {
-                let n = (count - pushed).min(10_000);
-                let batch: Vec<Vec<u8>> = (0..n)
-                    .map(|_| {
-                        serde_json::to_vec(&json!({
-                            "id": uuid::Uuid::new_v4().to_string(),
-                            "event": event,
-                            "channels": channels,
-                            "data": data,
-                            "created_at": now,
-                        }))
-                        .expect("JSON values serialize")
-                    })
-                    .collect();
-                q.push(&batch).await?;
-                pushed += n;
-            }
-            println!("enqueued {count} onto {}", q.keys.list);
+            let q = connect(&config).await?.queue(queue.as_deref());
+            q.enqueue(&event, &channels, &data, count).await?;
+            println!("enqueued {count} onto {}", q.list_key());
             Ok(0)
         }
-        Command::Stats { json } => {
-            let redis = open_redis(&config)?;
-            reachable(&redis, &config).await?;
-            let now = now_ms();
-            let mut stats = Vec::new();
-            for name in &config.worker.queues {
-                stats.push(queue_for(&config, &redis, Some(name)).stats(now).await?);
-            }
-            let global = GlobalKeys::new(&config.redis.prefix);
-            let procs = reaper::live_processes(&redis, &global).await?;
-            if json {
-                let procs: Vec<Value> = procs
-                    .iter()
-                    .map(|(id, beat, info)| json!({"id": id, "last_heartbeat_ms": beat, "info": info}))
-                    .collect();
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&json!({"queues": stats, "processes": procs}))?
-                );
-            } else {
-                println!(
-                    "{:<32} {:>10} {:>10} {:>10} {:>10}",
-                    "QUEUE", "WAITING", "PROCESSING", "DELAYED", "FAILED"
-                );
-                for s in &stats {
-                    println!(
-                        "{:<32} {:>10} {:>10} {:>10} {:>10}",
-                        s.queue, s.waiting, s.processing, s.delayed, s.failed
-                    );
-                }
-                println!("\n{} live process(es)", procs.len());
-                for (id, beat, _) in &procs {
-                    println!(
-                        "  {id}  last heartbeat {} ms ago",
-                        now.saturating_sub(*beat)
-                    );
-                }
-            }
-            Ok(0)
-        }
+        Command::Stats { json } => stats(&connect(&config).await?, json).await,
         Command::Failed { action, queue } => {
-            let redis = open_redis(&config)?;
-            reachable(&redis, &config).await?;
-            let q = queue_for(&config, &redis, queue.as_deref());
-            failed(&q, action).await
+            failed(&connect(&config).await?.queue(queue.as_deref()), action).await
         }
         #[cfg(feature = "bench")]
-        Command::Bench {
-            events,
-            rate,
-            duration,
-            concurrency,
-            batch_size,
-            payload_bytes,
-            pusher,
-            json,
-        } => {
-            let redis = open_redis(&config)?;
-            reachable(&redis, &config).await?;
-            let options = crate::bench::Options {
-                redis_url: config.redis.url.clone(),
-                events,
-                rate,
-                duration,
-                concurrency: concurrency.unwrap_or(config.worker.concurrency),
-                batch_size: batch_size.unwrap_or(config.worker.batch_size),
-                payload_bytes,
-                pusher,
-                exe: std::env::current_exe().context("locating the herald binary")?,
-                progress: !json && std::io::IsTerminal::is_terminal(&std::io::stderr()),
-            };
-            let report = crate::bench::run(&options).await?;
-            if json {
-                println!("{}", serde_json::to_string_pretty(&report)?);
-            } else {
-                print!("{}", report.table());
-            }
-            Ok(0)
+        Command::Bench(b) => {
+            connect(&config).await?;
+            b.run(&config).await
         }
         Command::Migrate => {
-            let redis = open_redis(&config)?;
-            reachable(&redis, &config).await?;
-            let queues: Vec<Queue> = config
-                .worker
-                .queues
-                .iter()
-                .map(|n| queue_for(&config, &redis, Some(n)))
-                .collect();
-            let global = GlobalKeys::new(&config.redis.prefix);
-            let applied = migrate::migrate(&queues, &global, &config.redis.prefix).await?;
+            let applied = connect(&config).await?.migrate().await?;
             if applied.is_empty() {
                 println!(
                     "keyspace is at version {}; nothing to do",
-                    migrate::current()
+                    Ops::schema_version()
                 );
-            } else {
-                for v in applied {
-                    println!("applied migration {v}");
-                }
+            }
+            for v in applied {
+                println!("applied migration {v}");
             }
             Ok(0)
         }
     }
 }
 
-async fn failed(q: &Queue, action: FailedAction) -> Result<i32> {
+async fn stats(ops: &Ops, json: bool) -> Result<i32> {
+    let stats = ops.stats().await?;
+    let procs = ops.processes().await?;
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({"queues": stats, "processes": procs}))?
+        );
+        return Ok(0);
+    }
+    println!(
+        "{:<32} {:>10} {:>10} {:>10} {:>10}",
+        "QUEUE", "WAITING", "PROCESSING", "DELAYED", "FAILED"
+    );
+    for s in &stats {
+        println!(
+            "{:<32} {:>10} {:>10} {:>10} {:>10}",
+            s.queue, s.waiting, s.processing, s.delayed, s.failed
+        );
+    }
+    println!("\n{} live process(es)", procs.len());
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    for p in &procs {
+        println!(
+            "  {}  last heartbeat {} ms ago",
+            p.id,
+            now.saturating_sub(p.last_heartbeat_ms)
+        );
+    }
+    Ok(0)
+}
+
+async fn failed(q: &QueueOps, action: FailedAction) -> Result<i32> {
     match action {
         FailedAction::List {
             limit,
@@ -346,7 +230,7 @@ async fn failed(q: &Queue, action: FailedAction) -> Result<i32> {
                     .collect();
                 println!("{}", serde_json::to_string_pretty(&v)?);
             } else if entries.is_empty() {
-                println!("no dead letters in {}", q.keys.name);
+                println!("no dead letters in {}", q.name());
             } else {
                 for (id, e) in entries {
                     println!(
@@ -368,7 +252,7 @@ async fn failed(q: &Queue, action: FailedAction) -> Result<i32> {
                 println!("{}", serde_json::to_string_pretty(&v)?);
                 Ok(0)
             }
-            None => bail!("no dead letter {id:?} in {}", q.keys.name),
+            None => bail!("no dead letter {id:?} in {}", q.name()),
         },
         FailedAction::Retry { ids, all } => {
             let ids = if all { q.failed_ids().await? } else { ids };
@@ -400,7 +284,7 @@ async fn failed(q: &Queue, action: FailedAction) -> Result<i32> {
         }
         FailedAction::Flush => {
             let n = q.failed_flush().await?;
-            println!("flushed {n} dead letter(s) from {}", q.keys.name);
+            println!("flushed {n} dead letter(s) from {}", q.name());
             Ok(0)
         }
     }

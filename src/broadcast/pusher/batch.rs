@@ -28,7 +28,7 @@ use crate::envelope::{object_members, validate_channel};
 
 /// The limits and switches planning needs (from `PusherConfig`).
 #[derive(Clone, Debug)]
-pub struct Settings {
+pub(crate) struct Settings {
     /// The connection name, for error reasons and idempotency keys.
     pub connection: String,
     pub max_data_bytes: usize,
@@ -43,7 +43,7 @@ impl Settings {
     /// Pusher's documented limits (10 KB data, 100 channels, 10 per batch, 164-character
     /// channel names, 200-character event names), idempotency off: what the tests assume.
     #[cfg(test)]
-    pub fn documented(connection: &str) -> Settings {
+    pub(crate) fn documented(connection: &str) -> Settings {
         Settings {
             connection: connection.into(),
             max_data_bytes: 10240,
@@ -58,7 +58,7 @@ impl Settings {
 
 /// One event object of a request body.
 #[derive(Debug, Clone)]
-pub struct Unit<'a> {
+pub(crate) struct Unit<'a> {
     /// Index of the message in the batch.
     pub msg: usize,
     /// Envelope id.
@@ -75,14 +75,14 @@ pub struct Unit<'a> {
 
 /// A batch, planned.
 #[derive(Debug)]
-pub struct Plan<'a> {
+pub(crate) struct Plan<'a> {
     pub units: Vec<Unit<'a>>,
     /// Per message: the indexes of its units, or why it cannot be sent at all.
     pub messages: Vec<Result<Vec<usize>, DeliveryError>>,
 }
 
 /// Plans `batch`. `nonce` supplies encryption nonces (random in production).
-pub fn plan<'a>(
+pub(crate) fn plan<'a>(
     batch: &[Message<'a>],
     s: &Settings,
     master: Option<&MasterKey>,
@@ -225,7 +225,7 @@ fn plan_one<'a>(
 
 /// Laravel's PusherBroadcaster pulls `socket` out of the payload before encoding it; the rest
 /// is the producer's JSON text as it was written.
-pub fn pusher_data(data: &RawValue) -> String {
+pub(crate) fn pusher_data(data: &RawValue) -> String {
     let text = data.get();
     // Cheap pre-check; a key spelled with escapes (`"\u0073ocket"`) is caught by the parse.
     if (text.contains("socket") || text.contains("\\u"))
@@ -249,7 +249,7 @@ pub fn pusher_data(data: &RawValue) -> String {
 }
 
 /// `^\d+\.\d+$`, the socket ids Pusher hands out.
-pub fn is_socket_id(s: &str) -> bool {
+pub(crate) fn is_socket_id(s: &str) -> bool {
     let digits = |p: &str| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit());
     s.split_once('.')
         .is_some_and(|(a, b)| digits(a) && digits(b))
@@ -278,7 +278,7 @@ fn unit_key(connection: &str, m: &Message, data: &str, channels: &[&str]) -> Str
 
 /// Groups the `pending` units into requests: single-channel units packed `max_batch_size` to a
 /// `/batch_events` request, every multi-channel unit alone on `/events`.
-pub fn pack(units: &[Unit], pending: &[usize], max_batch_size: usize) -> Vec<Vec<usize>> {
+pub(crate) fn pack(units: &[Unit], pending: &[usize], max_batch_size: usize) -> Vec<Vec<usize>> {
     let (single, multi): (Vec<usize>, Vec<usize>) =
         pending.iter().partition(|&&u| units[u].channels.len() == 1);
     let mut requests: Vec<Vec<usize>> = single
@@ -292,7 +292,7 @@ pub fn pack(units: &[Unit], pending: &[usize], max_batch_size: usize) -> Vec<Vec
 /// The endpoint (`/events` or `/batch_events`) and JSON body of a request of `req` units.
 /// One unit goes to `/events` with `channels`, as the official libraries' `trigger` sends it;
 /// several (each single-channel) go to `/batch_events`.
-pub fn body(units: &[Unit], req: &[usize], idempotency: bool) -> (&'static str, Vec<u8>) {
+pub(crate) fn body(units: &[Unit], req: &[usize], idempotency: bool) -> (&'static str, Vec<u8>) {
     let mut out =
         Vec::with_capacity(256 + req.iter().map(|&u| units[u].data.len() + 64).sum::<usize>());
     let str_ =
@@ -343,7 +343,7 @@ pub fn body(units: &[Unit], req: &[usize], idempotency: bool) -> (&'static str, 
 impl Plan<'_> {
     /// Indexes and envelope ids of the messages split into more than one unit: only those can
     /// partly succeed.
-    pub fn multi_unit(&self) -> impl Iterator<Item = (usize, &str)> {
+    pub(crate) fn multi_unit(&self) -> impl Iterator<Item = (usize, &str)> {
         self.messages
             .iter()
             .enumerate()
@@ -356,7 +356,7 @@ impl Plan<'_> {
     /// One outcome per message from the outcome of each unit (`None`: not attempted, which
     /// callers never leave). A fatal unit error wins (the message cannot succeed); otherwise a
     /// retryable one, the one asking to wait longest.
-    pub fn results(&self, unit_results: &[Option<DeliveryResult>]) -> Vec<DeliveryResult> {
+    pub(crate) fn results(&self, unit_results: &[Option<DeliveryResult>]) -> Vec<DeliveryResult> {
         self.messages
             .iter()
             .map(|m| {

@@ -41,7 +41,7 @@ const HALF_OPEN_GRACE: Duration = Duration::from_secs(300);
 
 /// What a sender may do now.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Admit {
+pub(crate) enum Admit {
     /// Send everything.
     Closed,
     /// Send nothing; ask again after this long.
@@ -50,7 +50,7 @@ pub enum Admit {
     Probe,
 }
 
-pub struct Circuit {
+pub(crate) struct Circuit {
     redis: Redis,
     connection: String,
     key: String,
@@ -70,7 +70,7 @@ pub struct Circuit {
 }
 
 impl Circuit {
-    pub fn new(
+    pub(crate) fn new(
         redis: Redis,
         connection: &str,
         keys: &GlobalKeys,
@@ -96,7 +96,7 @@ impl Circuit {
     }
 
     /// Asks the shared state whether to send (one Redis round trip per batch).
-    pub async fn admit(&self) -> Admit {
+    pub(crate) async fn admit(&self) -> Admit {
         if self.threshold == 0 {
             return Admit::Closed;
         }
@@ -137,7 +137,7 @@ impl Circuit {
     }
 
     /// Whether this process knows the circuit is open right now, and for how much longer.
-    pub fn open_locally(&self) -> Option<Duration> {
+    pub(crate) fn open_locally(&self) -> Option<Duration> {
         let until = self.open_until.load(Ordering::Relaxed);
         let now = now_ms();
         (until > now).then(|| Duration::from_millis(until - now))
@@ -146,7 +146,7 @@ impl Circuit {
     /// The error for a delivery not attempted because the circuit is open. Deferred deliveries
     /// come back after the circuit's remaining time plus jitter, so they do not all arrive at
     /// the probe together.
-    pub fn deferred(&self, retry_in: Duration) -> DeliveryError {
+    pub(crate) fn deferred(&self, retry_in: Duration) -> DeliveryError {
         let jitter = self.open_for.mul_f64(fastrand::f64() * 0.5);
         DeliveryError::Deferred {
             reason: format!(
@@ -158,7 +158,7 @@ impl Circuit {
     }
 
     /// Accounts for the outcome of one request.
-    pub async fn observe(&self, result: &DeliveryResult) {
+    pub(crate) async fn observe(&self, result: &DeliveryResult) {
         if self.threshold == 0 {
             return;
         }
@@ -177,12 +177,12 @@ impl Circuit {
     }
 
     /// Gives the probe back without a verdict: the probe request never reached the server.
-    pub async fn release_probe(&self) {
+    pub(crate) async fn release_probe(&self) {
         let _: Option<()> = self.query(redis::cmd("DEL").arg(&self.probe_key)).await;
     }
 
     /// Settles a probe: `healthy` closes the circuit for everyone, otherwise it opens again.
-    pub async fn probed(&self, healthy: bool, why: &str) {
+    pub(crate) async fn probed(&self, healthy: bool, why: &str) {
         if healthy {
             self.consecutive.store(0, Ordering::Relaxed);
             self.open_until.store(0, Ordering::Relaxed);
@@ -249,7 +249,7 @@ impl Circuit {
 }
 
 /// Whether an outcome says the server is failing (rather than rejecting one request).
-pub fn is_failure(e: &DeliveryError) -> bool {
+pub(crate) fn is_failure(e: &DeliveryError) -> bool {
     match e {
         DeliveryError::Http { status, .. } => *status == 429 || *status >= 500,
         DeliveryError::Timeout(_) | DeliveryError::Connect(_) => true,

@@ -14,16 +14,16 @@ use crypto_secretbox::aead::{Aead, AeadCore, KeyInit, OsRng};
 use sha2::{Digest, Sha256};
 
 /// Channels whose events are encrypted end to end.
-pub const ENCRYPTED_PREFIX: &str = "private-encrypted-";
+pub(crate) const ENCRYPTED_PREFIX: &str = "private-encrypted-";
 
 /// Whether `channel` is an end-to-end encrypted channel.
-pub fn is_encrypted(channel: &str) -> bool {
+pub(crate) fn is_encrypted(channel: &str) -> bool {
     channel.starts_with(ENCRYPTED_PREFIX)
 }
 
 /// The connection's `encryption_master_key_base64`, decoded.
 #[derive(Clone)]
-pub struct MasterKey([u8; 32]);
+pub(crate) struct MasterKey([u8; 32]);
 
 impl std::fmt::Debug for MasterKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -33,7 +33,7 @@ impl std::fmt::Debug for MasterKey {
 
 impl MasterKey {
     /// Decodes standard base64 of exactly 32 bytes.
-    pub fn from_base64(text: &str) -> Result<MasterKey, String> {
+    pub(crate) fn from_base64(text: &str) -> Result<MasterKey, String> {
         let bytes = B64
             .decode(text.trim())
             .map_err(|e| format!("not base64: {e}"))?;
@@ -44,7 +44,7 @@ impl MasterKey {
     }
 
     /// The channel's shared secret: SHA-256(channel name ‖ master key).
-    pub fn channel_key(&self, channel: &str) -> [u8; 32] {
+    pub(crate) fn channel_key(&self, channel: &str) -> [u8; 32] {
         let mut h = Sha256::new();
         h.update(channel.as_bytes());
         h.update(self.0);
@@ -53,12 +53,17 @@ impl MasterKey {
 }
 
 /// A fresh random nonce from the operating system.
-pub fn random_nonce() -> [u8; 24] {
+pub(crate) fn random_nonce() -> [u8; 24] {
     XSalsa20Poly1305::generate_nonce(&mut OsRng).into()
 }
 
 /// The `data` string for `plaintext` (the JSON-encoded payload) on `channel`.
-pub fn encrypt(master: &MasterKey, channel: &str, plaintext: &[u8], nonce: [u8; 24]) -> String {
+pub(crate) fn encrypt(
+    master: &MasterKey,
+    channel: &str,
+    plaintext: &[u8],
+    nonce: [u8; 24],
+) -> String {
     let cipher = XSalsa20Poly1305::new(&master.channel_key(channel).into());
     let boxed = cipher
         .encrypt(&nonce.into(), plaintext)
@@ -74,7 +79,7 @@ pub fn encrypt(master: &MasterKey, channel: &str, plaintext: &[u8], nonce: [u8; 
 /// Opens a `data` string made by [`encrypt`] (what pusher-js does); `None` if it does not open.
 /// Tests check encryption with it; herald itself never decrypts.
 #[cfg(test)]
-pub fn decrypt(master: &MasterKey, channel: &str, data: &str) -> Option<Vec<u8>> {
+pub(crate) fn decrypt(master: &MasterKey, channel: &str, data: &str) -> Option<Vec<u8>> {
     #[derive(serde::Deserialize)]
     struct Boxed {
         nonce: String,

@@ -24,11 +24,11 @@
 //! Per request herald counts `herald_pusher_requests_total{connection,status}` and keeps
 //! `herald_circuit_open{connection}` current.
 
-pub mod batch;
-pub mod circuit;
-pub mod crypto;
-pub mod progress;
-pub mod sign;
+pub(crate) mod batch;
+pub(crate) mod circuit;
+pub(crate) mod crypto;
+pub(crate) mod progress;
+pub(crate) mod sign;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -52,7 +52,7 @@ const MAX_ERROR_BODY: usize = 4096;
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
 
 /// One Pusher connection. Shared by every worker task of the process.
-pub struct PusherBroadcaster {
+pub(crate) struct PusherBroadcaster {
     name: String,
     client: reqwest::Client,
     /// `scheme://host[:port]`.
@@ -75,7 +75,7 @@ pub struct PusherBroadcaster {
 impl PusherBroadcaster {
     /// Builds connection `name`. `redis` holds the circuit and the delivery record (the queue's
     /// Redis, under `key_prefix`). Fails only if the HTTP client cannot be built.
-    pub fn new(
+    pub(crate) fn new(
         name: &str,
         config: &PusherConfig,
         redis: Redis,
@@ -136,7 +136,7 @@ impl PusherBroadcaster {
     }
 
     /// Broadcasts a batch; one outcome per message, in order.
-    pub async fn send(&self, batch: &[Message<'_>]) -> Vec<DeliveryResult> {
+    pub(crate) async fn send(&self, batch: &[Message<'_>]) -> Vec<DeliveryResult> {
         let plan = batch::plan(
             batch,
             &self.settings,

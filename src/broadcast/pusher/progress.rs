@@ -16,16 +16,16 @@ use crate::queue::{GlobalKeys, Redis};
 
 /// How long the record is kept: longer than any retry schedule, so that `herald failed retry`
 /// of a dead letter with a partly delivered event does not repeat the delivered part either.
-pub const TTL: Duration = Duration::from_secs(7 * 24 * 3600);
+pub(crate) const TTL: Duration = Duration::from_secs(7 * 24 * 3600);
 
-pub struct Progress {
+pub(crate) struct Progress {
     redis: Redis,
     /// Everything before the envelope id.
     prefix: String,
 }
 
 impl Progress {
-    pub fn new(redis: Redis, keys: &GlobalKeys, connection: &str) -> Progress {
+    pub(crate) fn new(redis: Redis, keys: &GlobalKeys, connection: &str) -> Progress {
         Progress {
             redis,
             prefix: keys.pusher_sent_prefix(connection),
@@ -37,7 +37,7 @@ impl Progress {
     }
 
     /// The unit keys already delivered, per message index, for `messages` (index, envelope id).
-    pub async fn load(&self, messages: &[(usize, &str)]) -> HashMap<usize, HashSet<String>> {
+    pub(crate) async fn load(&self, messages: &[(usize, &str)]) -> HashMap<usize, HashSet<String>> {
         if messages.is_empty() {
             return HashMap::new();
         }
@@ -66,7 +66,7 @@ impl Progress {
 
     /// Records `delivered` unit keys of envelopes that still have undelivered units, and forgets
     /// envelopes now complete (`complete`, only those that had a record).
-    pub async fn save(&self, delivered: &[(&str, Vec<&str>)], complete: &[&str]) {
+    pub(crate) async fn save(&self, delivered: &[(&str, Vec<&str>)], complete: &[&str]) {
         if delivered.is_empty() && complete.is_empty() {
             return;
         }

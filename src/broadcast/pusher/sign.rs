@@ -12,12 +12,12 @@ use md5::{Digest, Md5};
 use sha2::Sha256;
 
 /// Lowercase hex MD5 of `body`.
-pub fn md5_hex(body: &[u8]) -> String {
+pub(crate) fn md5_hex(body: &[u8]) -> String {
     hex::encode(Md5::digest(body))
 }
 
 /// Lowercase hex HMAC-SHA256 of `data` under `secret`.
-pub fn hmac_hex(secret: &str, data: &str) -> String {
+pub(crate) fn hmac_hex(secret: &str, data: &str) -> String {
     let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes any key");
     mac.update(data.as_bytes());
     hex::encode(mac.finalize().into_bytes())
@@ -28,7 +28,7 @@ pub fn hmac_hex(secret: &str, data: &str) -> String {
 ///
 /// The values here (key, digits, hex) need no escaping; the key is checked by config
 /// validation to be what a Pusher app key is.
-pub fn signed_query(
+pub(crate) fn signed_query(
     key: &str,
     secret: &str,
     method: &str,

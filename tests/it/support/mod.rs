@@ -40,19 +40,17 @@ impl ::herald::listeners::Listener for Recorder {
     }
 }
 
-/// The default queue (`herald:default`, no prefix) of a test's Redis, through herald's own API.
-pub fn queue(redis: &RedisServer) -> ::herald::queue::Queue {
-    ::herald::queue::Queue::new(
-        ::herald::queue::Redis::open(&redis.url(), 2).unwrap(),
-        ::herald::queue::QueueKeys::new("", "herald:default"),
-        0,
-    )
+/// The default queue (`herald:default`, no prefix) of a test's Redis, through herald's own
+/// operations API (what `herald stats` and `herald failed …` use).
+pub fn queue(redis: &RedisServer) -> ::herald::ops::QueueOps {
+    let config = herald::config(redis, "", "");
+    ::herald::ops::Ops::new(&config).unwrap().queue(None)
 }
 
 /// Waits until nothing is waiting, reserved or delayed: everything pushed is settled.
-pub async fn settled(q: &::herald::queue::Queue) {
+pub async fn settled(q: &::herald::ops::QueueOps) {
     eventually("the queue to settle", || async {
-        let s = q.stats(now_ms()).await.ok()?;
+        let s = q.stats().await.ok()?;
         (s.waiting == 0 && s.processing == 0 && s.delayed == 0).then_some(())
     })
     .await

@@ -37,6 +37,61 @@ use self::measure::{command_calls, now_us, process_cpu, redis_cpu};
 pub(crate) use self::report::Report;
 use self::report::{CpuSeconds, percentile};
 
+/// `herald bench`'s flags.
+#[derive(clap::Args)]
+pub(crate) struct Args {
+    /// Envelopes in the throughput run.
+    #[arg(long, default_value_t = 100_000)]
+    events: usize,
+    /// Envelopes per second in the latency run.
+    #[arg(long, default_value_t = 2000)]
+    rate: u32,
+    /// Length of the latency run, e.g. 10s.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    duration: Duration,
+    /// Worker tasks (default: the config's worker.concurrency).
+    #[arg(long)]
+    concurrency: Option<usize>,
+    /// Envelopes per reserve (default: the config's worker.batch_size).
+    #[arg(long)]
+    batch_size: Option<usize>,
+    /// Envelope size in bytes (W1 is ~330).
+    #[arg(long, default_value_t = 330)]
+    payload_bytes: usize,
+    /// Also run W1 through the Pusher broadcaster against a local fake Pusher server.
+    #[arg(long)]
+    pusher: bool,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+impl Args {
+    /// Runs the bench against `config`'s Redis and prints the report.
+    pub(crate) async fn run(self, config: &herald::Config) -> anyhow::Result<i32> {
+        let options = Options {
+            redis_url: config.redis.url.clone(),
+            events: self.events,
+            rate: self.rate,
+            duration: self.duration,
+            concurrency: self.concurrency.unwrap_or(config.worker.concurrency),
+            batch_size: self.batch_size.unwrap_or(config.worker.batch_size),
+            payload_bytes: self.payload_bytes,
+            pusher: self.pusher,
+            exe: std::env::current_exe()
+                .map_err(|e| anyhow::anyhow!("locating the herald binary: {e}"))?,
+            progress: !self.json && std::io::IsTerminal::is_terminal(&std::io::stderr()),
+        };
+        let report = run(&options).await?;
+        if self.json {
+            println!("{}", serde_json::to_string_pretty(&report)?);
+        } else {
+            print!("{}", report.table());
+        }
+        Ok(0)
+    }
+}
+
 /// What to run.
 #[derive(Debug, Clone)]
 pub(crate) struct Options {
@@ -69,40 +124,91 @@ pub(crate) enum BenchError {
     Failed(String),
 }
 
+type Conn = redis::aio::MultiplexedConnection;
+
 /// Runs W1 (throughput, commands per event, peak RSS), the latency run (and idle RSS), the
 /// Redis ceiling, and optionally the Pusher run.
 pub(crate) async fn run(o: &Options) -> Result<Report, BenchError> {
     let client = redis::Client::open(o.redis_url.as_str())?;
     let mut conn = client.get_multiplexed_async_connection().await?;
-    let server: String = redis::cmd("INFO")
-        .arg("server")
-        .query_async(&mut conn)
-        .await?;
-    let redis_version = server
-        .lines()
-        .find_map(|l| l.strip_prefix("redis_version:"))
-        .unwrap_or("?")
-        .trim()
-        .to_string();
+    let redis_version = redis_version(&mut conn).await?;
     let tag = format!("{:08x}", fastrand::u32(..));
     let sample = w1_envelope(42, o.payload_bytes, None);
 
     // Ceiling first, on a quiet server.
     let (ceiling_rate, ceiling_method) = ceiling::ceiling(&client, &mut conn, &sample).await?;
+    let w1 = throughput(o, &client, &mut conn, &tag).await?;
+    let (idle_rss, lat) = latency(o, &client, &mut conn, &tag).await?;
+    let pusher = if o.pusher {
+        Some(pusher::run(o, &mut conn, &tag).await?)
+    } else {
+        None
+    };
+    cleanup(&mut conn, &tag).await?;
 
-    // W1 throughput.
+    let events_per_sec = o.events as f64 / w1.seconds;
+    Ok(Report {
+        redis_version,
+        cores: cores(),
+        events: o.events,
+        envelope_bytes: w1.envelope_bytes,
+        concurrency: o.concurrency,
+        batch_size: o.batch_size,
+        seconds: w1.seconds,
+        events_per_sec,
+        ceiling_publish_per_sec: ceiling_rate,
+        ceiling_method,
+        ratio_of_ceiling: events_per_sec / ceiling_rate,
+        redis_commands_per_event: w1.commands_per_event,
+        latency_rate: o.rate,
+        latency_samples: lat.len(),
+        latency_p50_ms: percentile(&lat, 50.0),
+        latency_p99_ms: percentile(&lat, 99.0),
+        latency_p999_ms: percentile(&lat, 99.9),
+        latency_max_ms: lat.last().copied().unwrap_or(0.0),
+        peak_rss_mb: w1.peak_rss_mb,
+        idle_rss_mb: idle_rss,
+        cpu_seconds: w1.cpu,
+        pusher,
+    })
+}
+
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+async fn redis_version(conn: &mut Conn) -> Result<String, BenchError> {
+    let server: String = redis::cmd("INFO").arg("server").query_async(conn).await?;
+    Ok(server
+        .lines()
+        .find_map(|l| l.strip_prefix("redis_version:"))
+        .unwrap_or("?")
+        .trim()
+        .to_string())
+}
+
+/// What the W1 throughput run measured.
+struct W1 {
+    envelope_bytes: usize,
+    seconds: f64,
+    commands_per_event: f64,
+    peak_rss_mb: f64,
+    cpu: CpuSeconds,
+}
+
+/// W1: preload, start herald, time until the subscriber has every message.
+async fn throughput(
+    o: &Options,
+    client: &redis::Client,
+    conn: &mut Conn,
+    tag: &str,
+) -> Result<W1, BenchError> {
     let queue = format!("herald:bench:{tag}:w1");
-    let envelope_bytes = preload(
-        &mut conn,
-        &queue,
-        o.events,
-        o.payload_bytes,
-        &bar(o.progress, o.events as u64, "preloading"),
-    )
-    .await?;
-    let mut counter = Counter::start(&client).await?;
-    let before = command_calls(&mut conn).await?;
-    let redis_cpu_before = redis_cpu(&mut conn).await?;
+    let preloading = bar(o.progress, o.events as u64, "preloading");
+    let envelope_bytes = preload(conn, &queue, o.events, o.payload_bytes, &preloading).await?;
+    let mut counter = Counter::start(client).await?;
+    let before = command_calls(conn).await?;
+    let redis_cpu_before = redis_cpu(conn).await?;
     let bench_cpu_before = process_cpu("self");
     let started = Instant::now();
     let child = Child::start(o, &queue, "\"redis\"", "").await?;
@@ -110,31 +216,43 @@ pub(crate) async fn run(o: &Options) -> Result<Report, BenchError> {
     let running = bar(o.progress, o.events as u64, "W1");
     let outcome = counter.take(o.events, guard, &running).await;
     let wall = started.elapsed().as_secs_f64();
-    let (_, peak_rss) = child.rss_mb();
-    let herald_cpu = child.pid().map_or(0.0, |p| process_cpu(&p.to_string()));
-    let cpu_seconds = CpuSeconds {
-        herald: herald_cpu,
-        redis: redis_cpu(&mut conn).await? - redis_cpu_before,
+    let (_, peak_rss_mb) = child.rss_mb();
+    let cpu = CpuSeconds {
+        herald: child.pid().map_or(0.0, |p| process_cpu(&p.to_string())),
+        redis: redis_cpu(conn).await? - redis_cpu_before,
         subscriber: process_cpu("self") - bench_cpu_before,
-        available: wall * std::thread::available_parallelism().map_or(1, |n| n.get()) as f64,
+        available: wall * cores() as f64,
     };
-    let after = command_calls(&mut conn).await?;
+    let after = command_calls(conn).await?;
     child.stop().await;
     let (last, _) = outcome?;
-    let seconds = last.duration_since(started).as_secs_f64();
-    drop(counter);
     // Our own INFO calls (commandstats, cpu ×2) are in the difference.
-    let per_event = after.saturating_sub(before + 3) as f64 / o.events as f64;
+    let commands_per_event = after.saturating_sub(before + 3) as f64 / o.events as f64;
+    Ok(W1 {
+        envelope_bytes,
+        seconds: last.duration_since(started).as_secs_f64(),
+        commands_per_event,
+        peak_rss_mb,
+        cpu,
+    })
+}
 
-    // Latency at a fixed rate, on a fresh process (its idle RSS measured first).
+/// Latency at a fixed rate, on a fresh process (its idle RSS measured first): (idle RSS MB,
+/// sorted latencies in ms).
+async fn latency(
+    o: &Options,
+    client: &redis::Client,
+    conn: &mut Conn,
+    tag: &str,
+) -> Result<(f64, Vec<f64>), BenchError> {
     let queue = format!("herald:bench:{tag}:latency");
-    let mut counter = Counter::start(&client).await?;
+    let mut counter = Counter::start(client).await?;
     let child = Child::start(o, &queue, "\"redis\"", "").await?;
     // Ready when one warm-up envelope went through.
     let _: () = redis::cmd("LPUSH")
         .arg(&queue)
         .arg(w1_envelope(0, o.payload_bytes, None))
-        .query_async(&mut conn)
+        .query_async(conn)
         .await?;
     counter
         .take(1, Duration::from_secs(30), &ProgressBar::hidden())
@@ -142,30 +260,10 @@ pub(crate) async fn run(o: &Options) -> Result<Report, BenchError> {
     tokio::time::sleep(Duration::from_millis(500)).await;
     let (idle_rss, _) = child.rss_mb();
     let total = (o.rate as f64 * o.duration.as_secs_f64()) as usize;
-    let producer = {
-        let mut conn = conn.clone();
-        let queue = queue.clone();
-        let (rate, pad) = (o.rate, o.payload_bytes);
-        tokio::spawn(async move {
-            let start = tokio::time::Instant::now();
-            for i in 0..total {
-                let due = start + Duration::from_secs_f64(i as f64 / rate as f64);
-                tokio::time::sleep_until(due).await;
-                let e = w1_envelope(i as u64, pad, Some(now_us()));
-                let _: Result<(), _> = redis::cmd("LPUSH")
-                    .arg(&queue)
-                    .arg(e)
-                    .query_async(&mut conn)
-                    .await;
-            }
-        })
-    };
+    let producer = tokio::spawn(produce(conn.clone(), queue, o.rate, o.payload_bytes, total));
+    let progress = bar(o.progress, total as u64, "latency");
     let (_, stamps) = counter
-        .take(
-            total,
-            o.duration + Duration::from_secs(60),
-            &bar(o.progress, total as u64, "latency"),
-        )
+        .take(total, o.duration + Duration::from_secs(60), &progress)
         .await?;
     let _ = producer.await;
     child.stop().await;
@@ -174,47 +272,34 @@ pub(crate) async fn run(o: &Options) -> Result<Report, BenchError> {
         .map(|(sent, recv)| recv.saturating_sub(*sent) as f64 / 1000.0)
         .collect();
     lat.sort_by(f64::total_cmp);
+    Ok((idle_rss, lat))
+}
 
-    let pusher = if o.pusher {
-        Some(pusher::run(o, &mut conn, &tag).await?)
-    } else {
-        None
-    };
+/// Pushes `total` stamped envelopes at `rate` per second, one `LPUSH` each.
+async fn produce(mut conn: Conn, queue: String, rate: u32, pad: usize, total: usize) {
+    let start = tokio::time::Instant::now();
+    for i in 0..total {
+        let due = start + Duration::from_secs_f64(i as f64 / rate as f64);
+        tokio::time::sleep_until(due).await;
+        let e = w1_envelope(i as u64, pad, Some(now_us()));
+        let _: Result<(), _> = redis::cmd("LPUSH")
+            .arg(&queue)
+            .arg(e)
+            .query_async(&mut conn)
+            .await;
+    }
+}
 
-    // Leave nothing behind.
+/// Leaves nothing of this run behind.
+async fn cleanup(conn: &mut Conn, tag: &str) -> Result<(), BenchError> {
     let keys: Vec<String> = redis::cmd("KEYS")
         .arg(format!("*herald:bench:{tag}*"))
-        .query_async(&mut conn)
+        .query_async(conn)
         .await?;
     if !keys.is_empty() {
-        let _: () = redis::cmd("DEL").arg(&keys).query_async(&mut conn).await?;
+        let _: () = redis::cmd("DEL").arg(&keys).query_async(conn).await?;
     }
-
-    let events_per_sec = o.events as f64 / seconds;
-    Ok(Report {
-        redis_version,
-        cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
-        events: o.events,
-        envelope_bytes,
-        concurrency: o.concurrency,
-        batch_size: o.batch_size,
-        seconds,
-        events_per_sec,
-        ceiling_publish_per_sec: ceiling_rate,
-        ceiling_method,
-        ratio_of_ceiling: events_per_sec / ceiling_rate,
-        redis_commands_per_event: per_event,
-        latency_rate: o.rate,
-        latency_samples: lat.len(),
-        latency_p50_ms: percentile(&lat, 50.0),
-        latency_p99_ms: percentile(&lat, 99.0),
-        latency_p999_ms: percentile(&lat, 99.9),
-        latency_max_ms: lat.last().copied().unwrap_or(0.0),
-        peak_rss_mb: peak_rss,
-        idle_rss_mb: idle_rss,
-        cpu_seconds,
-        pusher,
-    })
+    Ok(())
 }
 
 #[cfg(test)]

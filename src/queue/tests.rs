@@ -1,9 +1,17 @@
-//! The queue's contract with Redis, one operation at a time (what the worker relies on).
+//! The queue's contract with Redis, one operation at a time (what the worker relies on),
+//! against a real redis-server of each test's own.
 
-use herald::queue::{Settled, Settlement};
-
-use crate::support::queue;
 use herald_testkit::RedisServer;
+
+use super::{Queue, QueueKeys, Redis, Settled, Settlement};
+
+fn queue(redis: &RedisServer) -> Queue {
+    Queue::new(
+        Redis::open(&redis.url(), 2).unwrap(),
+        QueueKeys::new("", "herald:default"),
+        0,
+    )
+}
 
 async fn push(redis: &RedisServer, n: usize) {
     let mut c = redis.conn().await;
