@@ -14,7 +14,9 @@ use std::time::Duration;
 /// envelope and in dead letters.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum DeliveryId {
+    /// A listener, by its name in `[listeners]` (or as registered in code).
     Listener(String),
+    /// A broadcast connection, by its name in `[broadcasting.connections]`.
     Broadcast(String),
 }
 
@@ -58,7 +60,9 @@ pub enum DeliveryError {
     /// The remote answered with a non-success HTTP status.
     #[error("HTTP {status}: {body}")]
     Http {
+        /// The status.
         status: u16,
+        /// What the server said (bounded), with a hint when herald has one.
         body: String,
         /// From a `Retry-After` header.
         retry_after: Option<Duration>,
@@ -69,6 +73,7 @@ pub enum DeliveryError {
     /// The remote is known to be failing (open circuit); the delivery was not attempted.
     #[error("{reason}")]
     Deferred {
+        /// Why, for the log.
         reason: String,
         /// When the circuit may let a request through again.
         retry_after: Option<Duration>,
@@ -76,10 +81,48 @@ pub enum DeliveryError {
     /// The event can never be delivered by this sink as it is (too large, bad channel for this
     /// sink, …). Fatal: retrying cannot help.
     #[error("{reason}")]
-    Invalid { code: &'static str, reason: String },
+    Invalid {
+        /// The dead-letter code, e.g. `data_too_large`.
+        code: &'static str,
+        /// What is wrong, for a human.
+        reason: String,
+    },
     /// A listener embedded by a program reported its own failure.
     #[error("{message}")]
-    Custom { message: String, retryable: bool },
+    Custom {
+        /// What the listener said.
+        message: String,
+        /// Whether to call it again later with the same event.
+        retryable: bool,
+    },
+}
+
+/// What an HTTP status means for a delivery. The one place statuses are classified:
+///
+/// | status | retryable | server failing (counts against a circuit) | content refused (split to find the event) |
+/// |---|---|---|---|
+/// | 408 | yes | no: the request was slow, not the server | no |
+/// | 429 | yes | yes | no |
+/// | 5xx | yes | yes | no |
+/// | 400, 413, 422 | no | no | yes |
+/// | other 4xx | no | no | no |
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum HttpClass {
+    RequestTimeout,
+    Throttled,
+    ServerError,
+    ContentRefused,
+    Refused,
+}
+
+fn http_class(status: u16) -> HttpClass {
+    match status {
+        408 => HttpClass::RequestTimeout,
+        429 => HttpClass::Throttled,
+        500.. => HttpClass::ServerError,
+        400 | 413 | 422 => HttpClass::ContentRefused,
+        _ => HttpClass::Refused,
+    }
 }
 
 impl DeliveryError {
@@ -91,12 +134,32 @@ impl DeliveryError {
             | DeliveryError::Connect(_)
             | DeliveryError::Redis(_)
             | DeliveryError::Deferred { .. } => true,
-            DeliveryError::Http { status, .. } => {
-                *status == 408 || *status == 429 || *status >= 500
-            }
+            DeliveryError::Http { status, .. } => matches!(
+                http_class(*status),
+                HttpClass::RequestTimeout | HttpClass::Throttled | HttpClass::ServerError
+            ),
             DeliveryError::Invalid { .. } => false,
             DeliveryError::Custom { retryable, .. } => *retryable,
         }
+    }
+
+    /// Whether the remote is failing rather than refusing one request (5xx, 429, timeouts,
+    /// connection errors): what counts against a connection's circuit.
+    pub(crate) fn is_server_failure(&self) -> bool {
+        match self {
+            DeliveryError::Http { status, .. } => matches!(
+                http_class(*status),
+                HttpClass::Throttled | HttpClass::ServerError
+            ),
+            DeliveryError::Timeout(_) | DeliveryError::Connect(_) => true,
+            _ => false,
+        }
+    }
+
+    /// Whether the server refused the request's content (400, 413, 422): a request carrying
+    /// several events may be split to find the one at fault.
+    pub(crate) fn refuses_content(&self) -> bool {
+        matches!(self, DeliveryError::Http { status, .. } if http_class(*status) == HttpClass::ContentRefused)
     }
 
     /// The earliest the remote asked us to come back, when it said so.

@@ -44,26 +44,62 @@ impl Default for Limits {
 /// dead-letter store with its original bytes, and the worker carries on.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum Rejection {
+    /// Over `limits.max_envelope_bytes`; not parsed at all.
     #[error("envelope is {size} bytes, over the limit of {max}")]
-    TooLarge { size: usize, max: usize },
+    TooLarge {
+        /// Its size in bytes.
+        size: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// Not JSON (the parser's message).
     #[error("invalid JSON: {0}")]
     InvalidJson(String),
+    /// JSON, but not an object with unique members.
     #[error("envelope must be a JSON object: {0}")]
     NotAnObject(String),
+    /// `event` or `data` is missing.
     #[error("missing required field `{0}`")]
     MissingField(&'static str),
+    /// A member has the wrong type or value.
     #[error("field `{field}`: {reason}")]
-    InvalidField { field: &'static str, reason: String },
+    InvalidField {
+        /// The member.
+        field: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// `event` is over `limits.max_event_name` characters.
     #[error("event name is {len} characters, over the limit of {max}")]
-    EventNameTooLong { len: usize, max: usize },
+    EventNameTooLong {
+        /// Its length in characters.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// A channel breaks Pusher's naming rules.
     #[error("bad channel name {channel:?}: {reason}")]
-    BadChannel { channel: String, reason: String },
+    BadChannel {
+        /// The channel (cut short when very long).
+        channel: String,
+        /// Which rule.
+        reason: String,
+    },
+    /// No registry entry, and `unknown_events = "reject"`.
     #[error("event {0:?} is not in the registry and unknown events are rejected")]
     UnknownEvent(String),
+    /// `connections` names a connection that is not configured.
     #[error("connection {0:?} is not a configured broadcast connection")]
     UnknownConnection(String),
+    /// A registry channel template cannot be filled from `data`.
     #[error("channel template {template:?}: {reason}")]
-    Template { template: String, reason: String },
+    Template {
+        /// The template.
+        template: String,
+        /// Why it cannot be filled.
+        reason: String,
+    },
+    /// No channels and no listener: nothing would happen to it.
     #[error("nothing to deliver: the event names no channels and no listener handles it")]
     NoRoute,
 }
@@ -233,19 +269,7 @@ pub fn decode(raw: Bytes, limits: &Limits) -> Result<Envelope, Rejection> {
         validate_channel(c, limits.max_channel_name)?;
     }
 
-    let (id, id_assigned) = match m.id.map(RawValue::get) {
-        None | Some("null") => (new_id(), true),
-        // Decided by the first byte rather than an untagged enum, which would buffer the value
-        // through serde's `Content` on every envelope.
-        Some(text) if text.starts_with('"') => match serde_json::from_str::<String>(text) {
-            Ok(s) if !s.is_empty() => (s, false),
-            _ => return Err(invalid("id", "must be a non-empty string or an integer")),
-        },
-        Some(text) => match text.parse::<i64>() {
-            Ok(n) => (n.to_string(), false),
-            Err(_) => return Err(invalid("id", "must be a non-empty string or an integer")),
-        },
-    };
+    let (id, id_assigned) = id(m.id)?;
 
     let mut attempts = 0u32;
     for a in m.attempts {
@@ -259,21 +283,7 @@ pub fn decode(raw: Bytes, limits: &Limits) -> Result<Envelope, Rejection> {
         return Err(invalid("max_attempts", "must be at least 1"));
     }
 
-    let pending = match field::<Vec<String>>(m.pending, "pending")? {
-        None => None,
-        Some(list) => Some(
-            list.iter()
-                .map(|s| {
-                    DeliveryId::parse(s).ok_or_else(|| {
-                        invalid(
-                            "pending",
-                            &format!("{s:?} is not `listener:<name>` or `broadcast:<connection>`"),
-                        )
-                    })
-                })
-                .collect::<Result<Vec<_>, _>>()?,
-        ),
-    };
+    let pending = pending(m.pending)?;
 
     Ok(Envelope {
         id,
@@ -290,6 +300,42 @@ pub fn decode(raw: Bytes, limits: &Limits) -> Result<Envelope, Rejection> {
         id_assigned,
         raw,
     })
+}
+
+/// The producer's `id` as text, or a new UUID v4 (`true`: herald assigned it).
+fn id(raw: Option<&RawValue>) -> Result<(String, bool), Rejection> {
+    let bad = || invalid("id", "must be a non-empty string or an integer");
+    match raw.map(RawValue::get) {
+        None | Some("null") => Ok((new_id(), true)),
+        // Decided by the first byte rather than an untagged enum, which would buffer the value
+        // through serde's `Content` on every envelope.
+        Some(text) if text.starts_with('"') => match serde_json::from_str::<String>(text) {
+            Ok(s) if !s.is_empty() => Ok((s, false)),
+            _ => Err(bad()),
+        },
+        Some(text) => text
+            .parse::<i64>()
+            .map(|n| (n.to_string(), false))
+            .map_err(|_| bad()),
+    }
+}
+
+/// herald's own `pending` list of a re-queued envelope.
+fn pending(raw: Option<&RawValue>) -> Result<Option<Vec<DeliveryId>>, Rejection> {
+    let Some(list) = field::<Vec<String>>(raw, "pending")? else {
+        return Ok(None);
+    };
+    list.iter()
+        .map(|s| {
+            DeliveryId::parse(s).ok_or_else(|| {
+                invalid(
+                    "pending",
+                    &format!("{s:?} is not `listener:<name>` or `broadcast:<connection>`"),
+                )
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map(Some)
 }
 
 /// `[]`, with any whitespace inside: what PHP's `json_encode` writes for an empty payload.

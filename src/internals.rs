@@ -24,9 +24,10 @@ pub struct HotPath {
 impl HotPath {
     /// The registry and limits of `config`.
     pub fn new(config: &Config) -> HotPath {
-        let connections = config.broadcasting.connections.keys().cloned().collect();
+        let connections = config.broadcasting.connections.keys().cloned();
+        let connections = connections.map(DeliveryId::Broadcast).collect();
         HotPath {
-            registry: Registry::new(config, Vec::new(), connections),
+            registry: Registry::new(config, Vec::new(), connections).expect("a usable config"),
             limits: config.limits.limits(),
             config: config.clone(),
         }
@@ -70,11 +71,9 @@ impl HotPath {
             let plan = self.registry.plan(&env).expect("a routable envelope");
             let message = self.redis_message(&env, &plan.name, env.socket.as_deref());
             published += message.len() * plan.channels.len();
-            let ok: Vec<(DeliveryId, DeliveryResult)> = plan
-                .deliveries(
-                    self.registry.listener_names(),
-                    self.registry.connection_names(),
-                )
+            let ok: Vec<(DeliveryId, DeliveryResult)> = self
+                .registry
+                .deliveries(&plan)
                 .map(|d| (d, Ok(())))
                 .collect();
             let d = settle::decide("q", &env, &ok, &plan.retry, Clock { now_ms: 1 });

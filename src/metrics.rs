@@ -26,7 +26,7 @@ const AGE_BUCKETS: &[f64] = &[
 /// Dead-letter reason codes known at build time. Their counters exist at 0 from the start, so
 /// `increase()` in an alert sees the very first dead letter of each reason (a counter that
 /// appears at 1 has no earlier sample to increase from).
-pub const DEAD_LETTER_REASONS: &[&str] = &[
+pub(crate) const DEAD_LETTER_REASONS: &[&str] = &[
     "payload_too_large",
     "invalid_json",
     "not_an_object",
@@ -46,7 +46,7 @@ pub const DEAD_LETTER_REASONS: &[&str] = &[
 
 /// The counters and histograms of one delivery; see [`Metrics::delivery`].
 #[derive(Clone)]
-pub struct DeliveryMetrics {
+pub(crate) struct DeliveryMetrics {
     ok: prometheus::IntCounter,
     retry: prometheus::IntCounter,
     dead: prometheus::IntCounter,
@@ -56,18 +56,18 @@ pub struct DeliveryMetrics {
 
 impl DeliveryMetrics {
     /// One delivery ran, whatever its outcome, and took `seconds`.
-    pub fn took(&self, seconds: f64) {
+    pub(crate) fn took(&self, seconds: f64) {
         self.duration.observe(seconds);
     }
 
     /// One delivery succeeded, `age` seconds after its event was created.
-    pub fn ok(&self, age: f64) {
+    pub(crate) fn ok(&self, age: f64) {
         self.ok.inc();
         self.age.observe(age.max(0.0));
     }
 
     /// One delivery failed and was scheduled again (`retried`) or dead-lettered.
-    pub fn failed(&self, retried: bool) {
+    pub(crate) fn failed(&self, retried: bool) {
         if retried {
             self.retry.inc();
         } else {
@@ -98,32 +98,135 @@ pub struct Metrics {
     up: Gauge,
 }
 
-fn counter(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
-    let c = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric");
-    r.register(Box::new(c.clone())).expect("registered once");
-    c
+/// One metric: its name, help text and labels. Every metric herald exports is one of the
+/// constants below, so names and help live in one place.
+struct Def {
+    name: &'static str,
+    help: &'static str,
+    labels: &'static [&'static str],
 }
 
-fn histogram(
-    r: &Registry,
-    name: &str,
-    help: &str,
-    labels: &[&str],
-    buckets: &[f64],
-) -> HistogramVec {
-    let h = HistogramVec::new(
-        HistogramOpts::new(name, help).buckets(buckets.to_vec()),
-        labels,
+const BUILD_INFO: Def = Def {
+    name: "herald_build_info",
+    help: "Always 1; the version herald was built as.",
+    labels: &["version"],
+};
+const EVENTS_RECEIVED: Def = Def {
+    name: "herald_events_received_total",
+    help: "Envelopes reserved from a queue.",
+    labels: &["queue"],
+};
+const EVENTS_PROCESSED: Def = Def {
+    name: "herald_events_processed_total",
+    help: "Envelopes settled, by event name (registry-known names only; others are `other`).",
+    labels: &["queue", "event"],
+};
+const DELIVERIES: Def = Def {
+    name: "herald_deliveries_total",
+    help: "Delivery outcomes: ok, retry (scheduled again) or dead (dead-lettered).",
+    labels: &["delivery", "outcome"],
+};
+const DELIVERY_DURATION: Def = Def {
+    name: "herald_delivery_duration_seconds",
+    help: "Time one delivery took (a broadcast batch counts for each of its messages).",
+    labels: &["delivery"],
+};
+const EVENT_AGE: Def = Def {
+    name: "herald_event_age_seconds",
+    help: "From the envelope's created_at (or when herald first saw it) to a delivery's success.",
+    labels: &["delivery"],
+};
+const DEAD_LETTERS: Def = Def {
+    name: "herald_dead_letters_total",
+    help: "Dead letters written, by reason code.",
+    labels: &["reason"],
+};
+const DEAD_LETTERS_EVICTED: Def = Def {
+    name: "herald_dead_letters_evicted_total",
+    help: "Oldest dead letters removed because the store reached failed.max_entries.",
+    labels: &["queue"],
+};
+const REDELIVERIES: Def = Def {
+    name: "herald_redeliveries_total",
+    help: "Envelopes returned to their queue by the reaper after their process died.",
+    labels: &["queue"],
+};
+const RECLAIMED: Def = Def {
+    name: "herald_reclaimed_batches_total",
+    help: "Batches this process could not settle because a reaper had already returned them.",
+    labels: &["queue"],
+};
+const REDIS_ERRORS: Def = Def {
+    name: "herald_redis_errors_total",
+    help: "Failed Redis operations, by operation.",
+    labels: &["op"],
+};
+const QUEUE_DEPTH: Def = Def {
+    name: "herald_queue_depth",
+    help: "Envelopes per queue and state (waiting, processing, delayed, delayed_due, failed), sampled.",
+    labels: &["queue", "state"],
+};
+const OLDEST_WAITING: Def = Def {
+    name: "herald_oldest_waiting_age_seconds",
+    help: "Age of the oldest waiting envelope, from its created_at (0 when unknown or empty).",
+    labels: &["queue"],
+};
+const INFLIGHT: Def = Def {
+    name: "herald_inflight",
+    help: "Envelopes this process has reserved and not settled.",
+    labels: &["queue"],
+};
+const CIRCUIT_OPEN: Def = Def {
+    name: "herald_circuit_open",
+    help: "1 while a connection's circuit is open.",
+    labels: &["connection"],
+};
+const PUSHER_REQUESTS: Def = Def {
+    name: "herald_pusher_requests_total",
+    help: "Pusher HTTP API requests, by connection and status (or error kind).",
+    labels: &["connection", "status"],
+};
+const LIVE_PROCESSES: Def = Def {
+    name: "herald_live_processes",
+    help: "herald processes heartbeating on this Redis, as last seen by this one.",
+    labels: &[],
+};
+const REDIS_UP: Def = Def {
+    name: "herald_redis_up",
+    help: "1 when this process reached Redis at its last check.",
+    labels: &[],
+};
+
+/// Registers `m` and hands it back.
+fn registered<M: prometheus::core::Collector + Clone + 'static>(r: &Registry, m: M) -> M {
+    r.register(Box::new(m.clone())).expect("registered once");
+    m
+}
+
+fn counter(r: &Registry, d: &Def) -> IntCounterVec {
+    registered(
+        r,
+        IntCounterVec::new(Opts::new(d.name, d.help), d.labels).expect("valid metric"),
     )
-    .expect("valid metric");
-    r.register(Box::new(h.clone())).expect("registered once");
-    h
 }
 
-fn gauge(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
-    let g = IntGaugeVec::new(Opts::new(name, help), labels).expect("valid metric");
-    r.register(Box::new(g.clone())).expect("registered once");
-    g
+fn histogram(r: &Registry, d: &Def, buckets: &[f64]) -> HistogramVec {
+    let opts = HistogramOpts::new(d.name, d.help).buckets(buckets.to_vec());
+    registered(r, HistogramVec::new(opts, d.labels).expect("valid metric"))
+}
+
+fn gauge(r: &Registry, d: &Def) -> IntGaugeVec {
+    registered(
+        r,
+        IntGaugeVec::new(Opts::new(d.name, d.help), d.labels).expect("valid metric"),
+    )
+}
+
+fn float_gauge(r: &Registry, d: &Def) -> GaugeVec {
+    registered(
+        r,
+        GaugeVec::new(Opts::new(d.name, d.help), d.labels).expect("valid metric"),
+    )
 }
 
 impl Default for Metrics {
@@ -133,138 +236,42 @@ impl Default for Metrics {
 }
 
 impl Metrics {
+    /// A fresh metric set (its own registry), with every counter that should exist from the
+    /// start at zero.
     pub fn new() -> Metrics {
         let r = Registry::new();
-        let build_info = IntGaugeVec::new(
-            Opts::new(
-                "herald_build_info",
-                "Always 1; the version herald was built as.",
-            ),
-            &["version"],
-        )
-        .expect("valid metric");
-        build_info
+        gauge(&r, &BUILD_INFO)
             .with_label_values(&[env!("CARGO_PKG_VERSION")])
             .set(1);
-        r.register(Box::new(build_info)).expect("registered once");
         #[cfg(target_os = "linux")]
         r.register(Box::new(
             prometheus::process_collector::ProcessCollector::for_self(),
         ))
         .expect("registered once");
-        let oldest_waiting = GaugeVec::new(
-            Opts::new(
-                "herald_oldest_waiting_age_seconds",
-                "Age of the oldest waiting envelope, from its created_at (0 when unknown or empty).",
-            ),
-            &["queue"],
-        )
-        .expect("valid metric");
-        r.register(Box::new(oldest_waiting.clone()))
-            .expect("registered once");
-        let live_processes = IntGauge::new(
-            "herald_live_processes",
-            "herald processes heartbeating on this Redis, as last seen by this one.",
-        )
-        .expect("valid metric");
-        r.register(Box::new(live_processes.clone()))
-            .expect("registered once");
-        let up = Gauge::new(
-            "herald_redis_up",
-            "1 when this process reached Redis at its last check.",
-        )
-        .expect("valid metric");
-        r.register(Box::new(up.clone())).expect("registered once");
         let m = Metrics {
-            events_received: counter(
+            events_received: counter(&r, &EVENTS_RECEIVED),
+            events_processed: counter(&r, &EVENTS_PROCESSED),
+            deliveries: counter(&r, &DELIVERIES),
+            delivery_duration: histogram(&r, &DELIVERY_DURATION, DURATION_BUCKETS),
+            event_age: histogram(&r, &EVENT_AGE, AGE_BUCKETS),
+            dead_letters: counter(&r, &DEAD_LETTERS),
+            dead_letters_evicted: counter(&r, &DEAD_LETTERS_EVICTED),
+            redeliveries: counter(&r, &REDELIVERIES),
+            reclaimed: counter(&r, &RECLAIMED),
+            redis_errors: counter(&r, &REDIS_ERRORS),
+            queue_depth: gauge(&r, &QUEUE_DEPTH),
+            oldest_waiting: float_gauge(&r, &OLDEST_WAITING),
+            inflight: gauge(&r, &INFLIGHT),
+            circuit_open: gauge(&r, &CIRCUIT_OPEN),
+            pusher_requests: counter(&r, &PUSHER_REQUESTS),
+            live_processes: registered(
                 &r,
-                "herald_events_received_total",
-                "Envelopes reserved from a queue.",
-                &["queue"],
+                IntGauge::new(LIVE_PROCESSES.name, LIVE_PROCESSES.help).expect("valid metric"),
             ),
-            events_processed: counter(
+            up: registered(
                 &r,
-                "herald_events_processed_total",
-                "Envelopes settled, by event name (registry-known names only; others are `other`).",
-                &["queue", "event"],
+                Gauge::new(REDIS_UP.name, REDIS_UP.help).expect("valid metric"),
             ),
-            deliveries: counter(
-                &r,
-                "herald_deliveries_total",
-                "Delivery outcomes: ok, retry (scheduled again) or dead (dead-lettered).",
-                &["delivery", "outcome"],
-            ),
-            delivery_duration: histogram(
-                &r,
-                "herald_delivery_duration_seconds",
-                "Time one delivery took (a broadcast batch counts for each of its messages).",
-                &["delivery"],
-                DURATION_BUCKETS,
-            ),
-            event_age: histogram(
-                &r,
-                "herald_event_age_seconds",
-                "From the envelope's created_at (or when herald first saw it) to a delivery's success.",
-                &["delivery"],
-                AGE_BUCKETS,
-            ),
-            dead_letters: counter(
-                &r,
-                "herald_dead_letters_total",
-                "Dead letters written, by reason code.",
-                &["reason"],
-            ),
-            dead_letters_evicted: counter(
-                &r,
-                "herald_dead_letters_evicted_total",
-                "Oldest dead letters removed because the store reached failed.max_entries.",
-                &["queue"],
-            ),
-            redeliveries: counter(
-                &r,
-                "herald_redeliveries_total",
-                "Envelopes returned to their queue by the reaper after their process died.",
-                &["queue"],
-            ),
-            reclaimed: counter(
-                &r,
-                "herald_reclaimed_batches_total",
-                "Batches this process could not settle because a reaper had already returned them.",
-                &["queue"],
-            ),
-            redis_errors: counter(
-                &r,
-                "herald_redis_errors_total",
-                "Failed Redis operations, by operation.",
-                &["op"],
-            ),
-            queue_depth: gauge(
-                &r,
-                "herald_queue_depth",
-                "Envelopes per queue and state (waiting, processing, delayed, delayed_due, failed), sampled.",
-                &["queue", "state"],
-            ),
-            oldest_waiting,
-            inflight: gauge(
-                &r,
-                "herald_inflight",
-                "Envelopes this process has reserved and not settled.",
-                &["queue"],
-            ),
-            circuit_open: gauge(
-                &r,
-                "herald_circuit_open",
-                "1 while a connection's circuit is open.",
-                &["connection"],
-            ),
-            pusher_requests: counter(
-                &r,
-                "herald_pusher_requests_total",
-                "Pusher HTTP API requests, by connection and status (or error kind).",
-                &["connection", "status"],
-            ),
-            live_processes,
-            up,
             registry: r,
         };
         for reason in DEAD_LETTER_REASONS {
@@ -282,13 +289,13 @@ impl Metrics {
         String::from_utf8(buf).expect("text format is UTF-8")
     }
 
-    pub fn received(&self, queue: &str, n: usize) {
+    pub(crate) fn received(&self, queue: &str, n: usize) {
         self.events_received
             .with_label_values(&[queue])
             .inc_by(n as u64);
     }
 
-    pub fn processed(&self, queue: &str, event: Option<&str>) {
+    pub(crate) fn processed(&self, queue: &str, event: Option<&str>) {
         self.events_processed
             .with_label_values(&[queue, event.unwrap_or("other")])
             .inc();
@@ -296,7 +303,7 @@ impl Metrics {
 
     /// The metrics of one delivery (`listener:<name>` or `broadcast:<connection>`), resolved
     /// once so the per-event path does no label lookups.
-    pub fn delivery(&self, delivery: &str) -> DeliveryMetrics {
+    pub(crate) fn delivery(&self, delivery: &str) -> DeliveryMetrics {
         DeliveryMetrics {
             ok: self.deliveries.with_label_values(&[delivery, "ok"]),
             retry: self.deliveries.with_label_values(&[delivery, "retry"]),
@@ -306,29 +313,29 @@ impl Metrics {
         }
     }
 
-    pub fn dead_lettered(&self, reason: &str) {
+    pub(crate) fn dead_lettered(&self, reason: &str) {
         self.dead_letters.with_label_values(&[reason]).inc();
     }
 
-    pub fn evicted(&self, queue: &str, n: u64) {
+    pub(crate) fn evicted(&self, queue: &str, n: u64) {
         self.dead_letters_evicted
             .with_label_values(&[queue])
             .inc_by(n);
     }
 
-    pub fn redelivered(&self, queue: &str, n: u64) {
+    pub(crate) fn redelivered(&self, queue: &str, n: u64) {
         self.redeliveries.with_label_values(&[queue]).inc_by(n);
     }
 
-    pub fn reclaimed(&self, queue: &str) {
+    pub(crate) fn reclaimed(&self, queue: &str) {
         self.reclaimed.with_label_values(&[queue]).inc();
     }
 
-    pub fn redis_error(&self, op: &str) {
+    pub(crate) fn redis_error(&self, op: &str) {
         self.redis_errors.with_label_values(&[op]).inc();
     }
 
-    pub fn set_depth(&self, s: &crate::queue::QueueStats) {
+    pub(crate) fn set_depth(&self, s: &crate::queue::QueueStats) {
         for (state, v) in [
             ("waiting", s.waiting),
             ("processing", s.processing),
@@ -342,37 +349,37 @@ impl Metrics {
         }
     }
 
-    pub fn set_oldest_waiting(&self, queue: &str, age: f64) {
+    pub(crate) fn set_oldest_waiting(&self, queue: &str, age: f64) {
         self.oldest_waiting.with_label_values(&[queue]).set(age);
     }
 
-    pub fn inflight(&self, queue: &str, delta: i64) {
+    pub(crate) fn inflight(&self, queue: &str, delta: i64) {
         self.inflight.with_label_values(&[queue]).add(delta);
     }
 
     /// Creates the gauge at 0 so dashboards see every queue from the start.
-    pub fn init_queue(&self, queue: &str) {
+    pub(crate) fn init_queue(&self, queue: &str) {
         self.inflight.with_label_values(&[queue]).add(0);
         self.oldest_waiting.with_label_values(&[queue]).add(0.0);
     }
 
-    pub fn set_circuit(&self, connection: &str, open: bool) {
+    pub(crate) fn set_circuit(&self, connection: &str, open: bool) {
         self.circuit_open
             .with_label_values(&[connection])
             .set(i64::from(open));
     }
 
-    pub fn pusher_request(&self, connection: &str, status: &str) {
+    pub(crate) fn pusher_request(&self, connection: &str, status: &str) {
         self.pusher_requests
             .with_label_values(&[connection, status])
             .inc();
     }
 
-    pub fn set_live_processes(&self, n: usize) {
+    pub(crate) fn set_live_processes(&self, n: usize) {
         self.live_processes.set(n as i64);
     }
 
-    pub fn set_redis_up(&self, up: bool) {
+    pub(crate) fn set_redis_up(&self, up: bool) {
         self.up.set(if up { 1.0 } else { 0.0 });
     }
 }

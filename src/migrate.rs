@@ -26,20 +26,38 @@ pub(crate) fn current() -> u32 {
     MIGRATIONS.last().map_or(0, |m| m.version)
 }
 
+/// Why the keyspace cannot be used (or migrated) by this herald.
 #[derive(Debug, thiserror::Error)]
 pub enum SchemaError {
+    /// A newer herald migrated it.
     #[error(
         "the Redis keyspace is at schema version {found}, newer than this herald knows ({known}); upgrade herald"
     )]
-    Newer { found: u32, known: u32 },
+    Newer {
+        /// The recorded version.
+        found: u32,
+        /// The newest this herald knows.
+        known: u32,
+    },
+    /// Older than this herald, and holding data: `herald migrate` first.
     #[error(
         "the Redis keyspace is at schema version {found}, this herald needs {known}; run `herald migrate` first"
     )]
-    Pending { found: u32, known: u32 },
+    Pending {
+        /// The recorded version.
+        found: u32,
+        /// The version this herald needs.
+        known: u32,
+    },
+    /// Herald data without any recorded version.
     #[error(
         "queue {queue} has herald data but the keyspace has no schema version; run `herald migrate` first"
     )]
-    Unversioned { queue: String },
+    Unversioned {
+        /// The queue holding it.
+        queue: String,
+    },
+    /// Redis failed.
     #[error(transparent)]
     Redis(#[from] QueueError),
 }

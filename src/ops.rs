@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use serde_json::{Value, json};
 
 use crate::clock;
-use crate::config::{Config, mask_url_password};
+use crate::config::Config;
 use crate::migrate;
 use crate::queue::{GlobalKeys, Queue, QueueKeys, Redis, reaper};
 
@@ -63,8 +63,8 @@ pub struct Ops {
 impl Ops {
     /// Prepares a connection to `config.redis.url`; nothing is connected until first use.
     pub fn new(config: &Config) -> Result<Ops, OpsError> {
-        let redis = Redis::open(&config.redis.url, 4).map_err(|source| OpsError::Open {
-            url: mask_url_password(&config.redis.url),
+        let redis = Redis::open(config.redis.url.expose(), 4).map_err(|source| OpsError::Open {
+            url: config.redis.url.to_string(),
             source,
         })?;
         Ok(Ops {
@@ -79,7 +79,7 @@ impl Ops {
             Ok(())
         } else {
             Err(OpsError::Unreachable {
-                url: mask_url_password(&self.config.redis.url),
+                url: self.config.redis.url.to_string(),
             })
         }
     }

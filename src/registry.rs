@@ -15,104 +15,18 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-use crate::config::{Config, RetryConfig, UnknownEvents};
+use crate::config::{Config, ConfigError, RetryConfig, UnknownEvents};
 use crate::delivery::DeliveryId;
 use crate::envelope::{Envelope, Rejection, validate_channel};
+use crate::template::Template;
 
-/// A channel template: literal text and `{path.to.field}` holes filled from `data`.
-#[derive(Clone, Debug, PartialEq)]
-pub(crate) struct Template {
-    source: String,
-    parts: Vec<Part>,
-}
+/// A listener of the process's delivery table, by position.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) struct ListenerIx(pub(crate) usize);
 
-#[derive(Clone, Debug, PartialEq)]
-enum Part {
-    Literal(String),
-    Field(Vec<String>),
-}
-
-impl Template {
-    /// Parses `orders.{order_id}` or `user.{customer.id}`.
-    pub(crate) fn parse(source: &str) -> Result<Template, String> {
-        let mut parts = Vec::new();
-        let mut rest = source;
-        while let Some(open) = rest.find('{') {
-            if open > 0 {
-                parts.push(Part::Literal(rest[..open].to_string()));
-            }
-            let after = &rest[open + 1..];
-            let close = after.find('}').ok_or("unclosed `{`")?;
-            let path = &after[..close];
-            if path.is_empty() || path.split('.').any(str::is_empty) {
-                return Err(format!(
-                    "`{{{path}}}` is not a field path like `{{order_id}}`"
-                ));
-            }
-            parts.push(Part::Field(path.split('.').map(String::from).collect()));
-            rest = &after[close + 1..];
-        }
-        if rest.contains('}') {
-            return Err("`}` without `{`".into());
-        }
-        if !rest.is_empty() {
-            parts.push(Part::Literal(rest.to_string()));
-        }
-        Ok(Template {
-            source: source.to_string(),
-            parts,
-        })
-    }
-
-    fn has_fields(&self) -> bool {
-        self.parts.iter().any(|p| matches!(p, Part::Field(_)))
-    }
-
-    /// Fills the holes from `data`. Strings and numbers are allowed; anything else is an error.
-    pub(crate) fn render(&self, data: &Value) -> Result<String, Rejection> {
-        let mut out = String::new();
-        for p in &self.parts {
-            match p {
-                Part::Literal(s) => out.push_str(s),
-                Part::Field(path) => {
-                    let mut v = data;
-                    for seg in path {
-                        v = v.get(seg).ok_or_else(|| Rejection::Template {
-                            template: self.source.clone(),
-                            reason: format!("data has no field `{}`", path.join(".")),
-                        })?;
-                    }
-                    match v {
-                        Value::String(s) => out.push_str(s),
-                        Value::Number(n) => out.push_str(&n.to_string()),
-                        other => {
-                            return Err(Rejection::Template {
-                                template: self.source.clone(),
-                                reason: format!(
-                                    "field `{}` is {}, not a string or number",
-                                    path.join("."),
-                                    kind(other)
-                                ),
-                            });
-                        }
-                    }
-                }
-            }
-        }
-        Ok(out)
-    }
-}
-
-fn kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-        Value::String(_) => "a string",
-        Value::Number(_) => "a number",
-    }
-}
+/// A broadcast connection of the process's delivery table, by position.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) struct ConnectionIx(pub(crate) usize);
 
 /// `*` matches any run of characters (Laravel's `Str::is`).
 fn glob_match(pattern: &str, name: &str) -> bool {
@@ -137,8 +51,8 @@ fn glob_match(pattern: &str, name: &str) -> bool {
 /// One registry entry, resolved against the configured listeners and connections.
 #[derive(Debug)]
 struct Entry {
-    listeners: Vec<usize>,
-    connections: Option<Vec<usize>>,
+    listeners: Vec<ListenerIx>,
+    connections: Option<Vec<ConnectionIx>>,
     templates: Vec<Template>,
     broadcast_as: Option<String>,
     retry: Option<Arc<RetryConfig>>,
@@ -148,120 +62,138 @@ struct Entry {
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Plan {
     /// The name to broadcast under: `broadcast_as`, or the event name.
-    pub name: String,
+    pub(crate) name: String,
     /// Every channel: the envelope's, then the registry's rendered templates, without repeats.
-    pub channels: Vec<String>,
-    /// Listeners to run (indexes into the worker's listener table).
-    pub listeners: Vec<usize>,
-    /// Broadcast connections to use (indexes into the worker's broadcaster table); empty when
-    /// there are no channels.
-    pub connections: Vec<usize>,
+    pub(crate) channels: Vec<String>,
+    /// Listeners to run.
+    pub(crate) listeners: Vec<ListenerIx>,
+    /// Broadcast connections to use; empty when there are no channels.
+    pub(crate) connections: Vec<ConnectionIx>,
     /// Retry policy for these deliveries.
-    pub retry: Arc<RetryConfig>,
+    pub(crate) retry: Arc<RetryConfig>,
     /// Whether the registry had an entry for the event (a metric label only when it did).
-    pub known: bool,
+    pub(crate) known: bool,
 }
 
-impl Plan {
-    /// Every delivery of the plan, listeners first.
-    pub(crate) fn deliveries<'a>(
-        &'a self,
-        listeners: &'a [String],
-        connections: &'a [String],
-    ) -> impl Iterator<Item = DeliveryId> + 'a {
-        self.listeners
-            .iter()
-            .map(|&i| DeliveryId::Listener(listeners[i].clone()))
-            .chain(
-                self.connections
-                    .iter()
-                    .map(|&i| DeliveryId::Broadcast(connections[i].clone())),
-            )
-    }
-}
-
-/// The event registry. Built once at start-up; immutable afterwards.
+/// The event registry. Built once at start-up from the delivery table's ids (so plans index
+/// that table); immutable afterwards.
 #[derive(Debug)]
 pub(crate) struct Registry {
     exact: HashMap<String, usize>,
     /// Patterns, most specific (longest) first.
     patterns: Vec<(String, usize)>,
     entries: Vec<Entry>,
-    listener_names: Vec<String>,
-    connection_names: Vec<String>,
-    default_connections: Vec<usize>,
+    listeners: Vec<DeliveryId>,
+    connections: Vec<DeliveryId>,
+    default_connections: Vec<ConnectionIx>,
     default_retry: Arc<RetryConfig>,
     unknown: UnknownEvents,
     max_channel_name: usize,
 }
 
 impl Registry {
-    /// Resolves the config's registry. `listener_names` and `connection_names` are the tables
-    /// the worker indexes; every name the config uses must be in them (`Config` validated that).
+    /// Resolves the config's registry against the deliveries a process has: `listeners` and
+    /// `connections` are the delivery table's ids, in its order.
     pub(crate) fn new(
         config: &Config,
-        listener_names: Vec<String>,
-        connection_names: Vec<String>,
-    ) -> Self {
-        let conn_index = |n: &String| {
-            connection_names
-                .iter()
-                .position(|c| c == n)
-                .expect("validated: connection exists")
-        };
-        let listener_index = |n: &String| {
-            listener_names
-                .iter()
-                .position(|c| c == n)
-                .expect("validated: listener exists")
-        };
-        let mut exact = HashMap::new();
-        let mut patterns = Vec::new();
-        let mut entries = Vec::new();
-        for (name, e) in &config.events {
-            let idx = entries.len();
-            entries.push(Entry {
-                listeners: e.listeners.iter().map(listener_index).collect(),
-                connections: e
-                    .connections
-                    .as_ref()
-                    .map(|c| c.iter().map(conn_index).collect()),
-                templates: e
-                    .channels
-                    .iter()
-                    .map(|t| Template::parse(t).expect("validated template"))
-                    .collect(),
-                broadcast_as: e.broadcast_as.clone(),
-                retry: e.retry.as_ref().map(|r| Arc::new(config.retry.with(r))),
-            });
-            if name.contains('*') {
-                patterns.push((name.clone(), idx));
-            } else {
-                exact.insert(name.clone(), idx);
-            }
-        }
-        patterns.sort_by(|a, b| b.0.len().cmp(&a.0.len()).then(a.0.cmp(&b.0)));
-        Registry {
-            exact,
-            patterns,
-            entries,
-            default_connections: config.broadcasting.default.iter().map(conn_index).collect(),
-            listener_names,
-            connection_names,
+        listeners: Vec<DeliveryId>,
+        connections: Vec<DeliveryId>,
+    ) -> Result<Registry, ConfigError> {
+        let mut registry = Registry {
+            exact: HashMap::new(),
+            patterns: Vec::new(),
+            entries: Vec::new(),
+            default_connections: Vec::new(),
+            listeners,
+            connections,
             default_retry: Arc::new(config.retry.clone()),
             unknown: config.worker.unknown_events,
             max_channel_name: config.limits.max_channel_name,
+        };
+        registry.default_connections = config
+            .broadcasting
+            .default
+            .iter()
+            .map(|n| registry.connection(n, "broadcasting.default"))
+            .collect::<Result<_, _>>()?;
+        for (name, e) in &config.events {
+            let entry = registry.entry(config, name, e)?;
+            let idx = registry.entries.len();
+            registry.entries.push(entry);
+            if name.contains('*') {
+                registry.patterns.push((name.clone(), idx));
+            } else {
+                registry.exact.insert(name.clone(), idx);
+            }
         }
+        registry
+            .patterns
+            .sort_by(|a, b| b.0.len().cmp(&a.0.len()).then(a.0.cmp(&b.0)));
+        Ok(registry)
     }
 
-    /// Listener names, by the indexes plans use.
-    pub(crate) fn listener_names(&self) -> &[String] {
-        &self.listener_names
+    fn entry(
+        &self,
+        config: &Config,
+        name: &str,
+        e: &crate::config::EventConfig,
+    ) -> Result<Entry, ConfigError> {
+        let listener = |n: &String| {
+            self.listener_ix(n).ok_or_else(|| {
+                let extra: Vec<&str> = self.listeners.iter().map(DeliveryId::name).collect();
+                config.unknown_listener(name, n, &extra)
+            })
+        };
+        let key = format!("events.{name:?}.connections");
+        Ok(Entry {
+            listeners: e.listeners.iter().map(listener).collect::<Result<_, _>>()?,
+            connections: match &e.connections {
+                Some(c) => Some(
+                    c.iter()
+                        .map(|n| self.connection(n, &key))
+                        .collect::<Result<_, _>>()?,
+                ),
+                None => None,
+            },
+            templates: e.channels.clone(),
+            broadcast_as: e.broadcast_as.clone(),
+            retry: e.retry.as_ref().map(|r| Arc::new(config.retry.with(r))),
+        })
     }
 
-    /// Connection names, by the indexes plans use.
-    pub(crate) fn connection_names(&self) -> &[String] {
-        &self.connection_names
+    fn listener_ix(&self, name: &str) -> Option<ListenerIx> {
+        self.listeners
+            .iter()
+            .position(|d| d.name() == name)
+            .map(ListenerIx)
+    }
+
+    fn connection_ix(&self, name: &str) -> Option<ConnectionIx> {
+        self.connections
+            .iter()
+            .position(|d| d.name() == name)
+            .map(ConnectionIx)
+    }
+
+    fn connection(&self, name: &str, key: &str) -> Result<ConnectionIx, ConfigError> {
+        self.connection_ix(name)
+            .ok_or_else(|| ConfigError::Invalid {
+                key: key.to_string(),
+                message: format!("unknown broadcast connection {name:?}"),
+            })
+    }
+
+    /// Every delivery of `plan`, listeners first.
+    pub(crate) fn deliveries<'a>(
+        &'a self,
+        plan: &'a Plan,
+    ) -> impl Iterator<Item = DeliveryId> + 'a {
+        let listeners = plan.listeners.iter().map(|l| self.listeners[l.0].clone());
+        let connections = plan
+            .connections
+            .iter()
+            .map(|c| self.connections[c.0].clone());
+        listeners.chain(connections)
     }
 
     /// Decides the deliveries for `env`, restricted to its `pending` list when it has one.
@@ -302,20 +234,18 @@ impl Registry {
             }
         }
 
-        let mut listeners: Vec<usize> = Vec::new();
+        let mut listeners: Vec<ListenerIx> = Vec::new();
         for &l in matched.iter().flat_map(|e| &e.listeners) {
             if !listeners.contains(&l) {
                 listeners.push(l);
             }
         }
 
-        let mut connections: Vec<usize> = match &env.connections {
+        let mut connections: Vec<ConnectionIx> = match &env.connections {
             Some(names) => names
                 .iter()
                 .map(|n| {
-                    self.connection_names
-                        .iter()
-                        .position(|c| c == n)
+                    self.connection_ix(n)
                         .ok_or_else(|| Rejection::UnknownConnection(n.clone()))
                 })
                 .collect::<Result<_, _>>()?,
@@ -329,12 +259,8 @@ impl Registry {
         }
 
         if let Some(pending) = &env.pending {
-            listeners.retain(|&i| {
-                pending.contains(&DeliveryId::Listener(self.listener_names[i].clone()))
-            });
-            connections.retain(|&i| {
-                pending.contains(&DeliveryId::Broadcast(self.connection_names[i].clone()))
-            });
+            listeners.retain(|l| pending.contains(&self.listeners[l.0]));
+            connections.retain(|c| pending.contains(&self.connections[c.0]));
         } else if listeners.is_empty() && connections.is_empty() && !known {
             return Err(Rejection::NoRoute);
         }
@@ -364,9 +290,10 @@ mod tests {
 
     fn registry(toml: &str) -> Registry {
         let config = Config::parse(toml, "t", &|_| None).unwrap();
-        let listeners = config.listeners.keys().cloned().collect();
-        let connections = config.broadcasting.connections.keys().cloned().collect();
-        Registry::new(&config, listeners, connections)
+        let listeners = config.listeners.keys().cloned().map(DeliveryId::Listener);
+        let connections = config.broadcasting.connections.keys().cloned();
+        let connections = connections.map(DeliveryId::Broadcast).collect();
+        Registry::new(&config, listeners.collect(), connections).unwrap()
     }
 
     fn env(json: &str) -> Envelope {
@@ -403,10 +330,7 @@ mod tests {
             .unwrap();
         assert_eq!(p.name, "order.shipped");
         assert_eq!(p.channels, ["a", "orders.42", "user.c7"]);
-        let names: Vec<_> = p
-            .deliveries(r.listener_names(), r.connection_names())
-            .map(|d| d.to_string())
-            .collect();
+        let names: Vec<_> = r.deliveries(&p).map(|d| d.to_string()).collect();
         assert_eq!(
             names,
             [
@@ -427,13 +351,7 @@ mod tests {
             .plan(&env(r#"{"event":"Other","channels":["c"],"data":{}}"#))
             .unwrap();
         assert_eq!(p.name, "Other");
-        assert_eq!(
-            p.connections,
-            [r.connection_names()
-                .iter()
-                .position(|c| c == "redis")
-                .unwrap()]
-        );
+        assert_eq!(p.connections, [r.connection_ix("redis").unwrap()]);
         assert!(!p.known);
         let err = r.plan(&env(r#"{"event":"Other","data":{}}"#)).unwrap_err();
         assert_eq!(err.code(), "no_route");
@@ -463,10 +381,7 @@ mod tests {
         let p = r
             .plan(&env(r#"{"event":"App\\Events\\X","channels":["c"],"data":{},"pending":["listener:hook","broadcast:log"]}"#))
             .unwrap();
-        let names: Vec<_> = p
-            .deliveries(r.listener_names(), r.connection_names())
-            .map(|d| d.to_string())
-            .collect();
+        let names: Vec<_> = r.deliveries(&p).map(|d| d.to_string()).collect();
         assert_eq!(names, ["listener:hook", "broadcast:log"]);
     }
 
@@ -499,15 +414,5 @@ mod tests {
         assert!(!glob_match("exact", "exactly"));
         assert!(glob_match("ab*ab", "abab"));
         assert!(!glob_match("ab*ab", "aba"));
-    }
-
-    #[test]
-    fn template_syntax() {
-        assert!(Template::parse("orders.{order_id}").is_ok());
-        assert!(Template::parse("plain").is_ok());
-        assert!(Template::parse("a.{").is_err());
-        assert!(Template::parse("a.{}").is_err());
-        assert!(Template::parse("a.{x..y}").is_err());
-        assert!(Template::parse("a}").is_err());
     }
 }

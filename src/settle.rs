@@ -37,6 +37,41 @@ pub(crate) struct Retry {
     pub delay: Duration,
 }
 
+/// How bad a failed outcome is, when several must combine into one. A fatal error beats a real
+/// retryable failure, which beats a deferral (a circuit open, a part not attempted): a deferral
+/// must never hide the 5xx next to it, or an event would retry without using up attempts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Severity {
+    /// Parked, not tried.
+    Deferred,
+    /// Tried and failed; may succeed later.
+    Retryable,
+    /// Cannot succeed as it is.
+    Fatal,
+}
+
+fn severity(e: &DeliveryError) -> Severity {
+    match e {
+        e if !e.is_retryable() => Severity::Fatal,
+        DeliveryError::Deferred { .. } => Severity::Deferred,
+        _ => Severity::Retryable,
+    }
+}
+
+/// One outcome for a delivery made of several parts (an event split over several requests):
+/// the most severe error, and among equals the one asking to wait longest. `None` when there
+/// is none.
+pub(crate) fn worst(errors: impl IntoIterator<Item = DeliveryError>) -> Option<DeliveryError> {
+    errors.into_iter().reduce(|w, e| {
+        let (se, sw) = (severity(&e), severity(&w));
+        if se > sw || (se == sw && e.retry_after() > w.retry_after()) {
+            e
+        } else {
+            w
+        }
+    })
+}
+
 /// The attempt limit for `env` under `policy`.
 pub(crate) fn max_attempts(env: &Envelope, policy: &RetryConfig) -> u32 {
     env.max_attempts.unwrap_or(policy.max_attempts)
@@ -55,7 +90,7 @@ pub(crate) fn decide(
     // instead of burning its retries on it).
     let tried = results
         .iter()
-        .any(|(_, r)| matches!(r, Err(e) if !matches!(e, DeliveryError::Deferred { .. })));
+        .any(|(_, r)| matches!(r, Err(e) if severity(e) > Severity::Deferred));
     let attempts = if tried {
         env.attempts.saturating_add(1)
     } else {

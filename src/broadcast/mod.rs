@@ -95,7 +95,9 @@ pub(crate) fn build(
             let b = match c {
                 ConnectionConfig::Redis(r) => {
                     let redis = match &r.url {
-                        Some(url) if url != &config.redis.url => Redis::open(url, pool_size)?,
+                        Some(url) if url != &config.redis.url => {
+                            Redis::open(url.expose(), pool_size)?
+                        }
                         _ => main.clone(),
                     };
                     let prefix = r

@@ -12,14 +12,14 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
 use super::{Event, Listener};
-use crate::config::WebhookConfig;
+use crate::config::{Secret, WebhookConfig};
 use crate::delivery::{DeliveryError, DeliveryResult};
 
 pub(crate) struct Webhook {
     url: String,
-    secret: Option<String>,
+    secret: Option<Secret>,
     timeout: Duration,
-    headers: Vec<(String, String)>,
+    headers: Vec<(String, Secret)>,
     http: reqwest::Client,
 }
 
@@ -113,10 +113,10 @@ impl Listener for Webhook {
                 .header("X-Herald-Event", event.event)
                 .header("X-Herald-Attempt", event.attempt.to_string());
             if let Some(secret) = &self.secret {
-                req = req.header("X-Herald-Signature", signature(secret, &body));
+                req = req.header("X-Herald-Signature", signature(secret.expose(), &body));
             }
             for (k, v) in &self.headers {
-                req = req.header(k, v);
+                req = req.header(k, v.expose());
             }
             let resp = req
                 .body(body)

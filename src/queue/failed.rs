@@ -19,6 +19,7 @@ pub struct DeadLetter {
     pub envelope_id: Option<String>,
     /// The queue it was consumed from (list key, before the prefix).
     pub queue: String,
+    /// The event name; absent when the bytes could not be decoded.
     pub event: Option<String>,
     /// Short stable code, also the `reason` label of `herald_dead_letters_total`.
     pub code: String,
@@ -42,8 +43,10 @@ pub struct DeadLetter {
 /// bytes survive either way.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Payload {
+    /// UTF-8 bytes, as text.
     #[serde(rename = "payload")]
     Text(String),
+    /// Other bytes, in base64.
     #[serde(rename = "payload_base64")]
     Base64(String),
 }
@@ -53,14 +56,16 @@ pub enum Payload {
 pub struct FailedDelivery {
     /// `listener:<name>` or `broadcast:<connection>`.
     pub delivery: String,
+    /// The error's stable code (`http_5xx`, `timeout`, …).
     pub code: String,
+    /// The error, for a human.
     pub error: String,
     /// Whether the last error was retryable (then attempts ran out).
     pub retryable: bool,
 }
 
 impl DeadLetter {
-    pub fn payload_of(raw: &[u8]) -> Payload {
+    pub(crate) fn payload_of(raw: &[u8]) -> Payload {
         match std::str::from_utf8(raw) {
             Ok(s) => Payload::Text(s.to_string()),
             Err(_) => Payload::Base64(base64::engine::general_purpose::STANDARD.encode(raw)),
@@ -77,7 +82,7 @@ impl DeadLetter {
         }
     }
 
-    pub fn to_json(&self) -> String {
+    pub(crate) fn to_json(&self) -> String {
         serde_json::to_string(self).expect("dead letters serialize")
     }
 

@@ -25,6 +25,7 @@ use super::crypto::{self, MasterKey};
 use crate::broadcast::Message;
 use crate::delivery::{DeliveryError, DeliveryResult};
 use crate::envelope::{object_members, validate_channel};
+use crate::settle;
 
 /// The limits and switches planning needs (from `PusherConfig`).
 #[derive(Clone, Debug)]
@@ -114,8 +115,77 @@ fn plan_one<'a>(
     master: Option<&MasterKey>,
     nonce: &mut dyn FnMut() -> [u8; 24],
 ) -> Result<Vec<Unit<'a>>, DeliveryError> {
-    let conn = &s.connection;
-    let id = m.id;
+    check_name_and_socket(m, s)?;
+    let channels = unique_channels(m, s)?;
+    if channels.is_empty() {
+        return Ok(Vec::new());
+    }
+    let data = pusher_data(m.data);
+    let (encrypted, plain): (Vec<&str>, Vec<&str>) =
+        channels.iter().partition(|c| crypto::is_encrypted(c));
+    if !plain.is_empty() && data.len() > s.max_data_bytes {
+        return Err(too_large(m, s, "data".into(), data.len()));
+    }
+    let mut units = Vec::new();
+    if !encrypted.is_empty() {
+        let Some(master) = master else {
+            return Err(invalid(
+                "no_encryption_key",
+                format!(
+                    "event {}: channel {:?} is end-to-end encrypted, but connection {:?} has \
+                     no encryption_master_key_base64",
+                    m.id, encrypted[0], s.connection
+                ),
+            ));
+        };
+        for c in &encrypted {
+            let sealed = crypto::encrypt(master, c, data.as_bytes(), nonce());
+            if sealed.len() > s.max_data_bytes {
+                let what = format!("the encrypted data for {c:?}");
+                return Err(too_large(m, s, what, sealed.len()));
+            }
+            let key = unit_key(&s.connection, m, &data, &[c]);
+            units.push(unit(i, m, key, sealed, vec![c]));
+        }
+    }
+    for chunk in plain.chunks(s.max_channels_per_request) {
+        let key = unit_key(&s.connection, m, &data, chunk);
+        units.push(unit(i, m, key, data.clone(), chunk.to_vec()));
+    }
+    Ok(units)
+}
+
+fn unit<'a>(
+    i: usize,
+    m: &Message<'a>,
+    key: String,
+    data: String,
+    channels: Vec<&'a str>,
+) -> Unit<'a> {
+    Unit {
+        msg: i,
+        id: m.id,
+        name: m.name,
+        key,
+        data,
+        channels,
+        socket_id: m.socket,
+    }
+}
+
+fn too_large(m: &Message<'_>, s: &Settings, what: String, len: usize) -> DeliveryError {
+    invalid(
+        "data_too_large",
+        format!(
+            "event {}: {what} is {len} bytes, over connection {:?}'s max_data_bytes of {}",
+            m.id, s.connection, s.max_data_bytes
+        ),
+    )
+}
+
+/// The event name within the connection's limit, and a socket id Pusher can exclude.
+fn check_name_and_socket(m: &Message<'_>, s: &Settings) -> Result<(), DeliveryError> {
+    let (conn, id) = (&s.connection, m.id);
     // Bytes, the strictest of the servers' units (sockudo counts bytes, soketi UTF-16 units,
     // Pusher's libraries characters), so a name accepted here is accepted everywhere.
     let name_len = m.name.len();
@@ -140,6 +210,11 @@ fn plan_one<'a>(
             ),
         ));
     }
+    Ok(())
+}
+
+/// The message's channels, each valid for the connection, without repeats, in order.
+fn unique_channels<'a>(m: &Message<'a>, s: &Settings) -> Result<Vec<&'a str>, DeliveryError> {
     let mut channels: Vec<&'a str> = Vec::with_capacity(m.channels.len());
     // A set, not Vec::contains: an envelope may name 100,000 channels (quadratic took 14 s).
     let mut seen: std::collections::HashSet<&str> =
@@ -149,8 +224,8 @@ fn plan_one<'a>(
             invalid(
                 "bad_channel",
                 format!(
-                    "event {id}: {why} (connection {conn:?}, max_channel_name {})",
-                    s.max_channel_name
+                    "event {}: {why} (connection {:?}, max_channel_name {})",
+                    m.id, s.connection, s.max_channel_name
                 ),
             )
         })?;
@@ -158,69 +233,7 @@ fn plan_one<'a>(
             channels.push(c);
         }
     }
-    if channels.is_empty() {
-        return Ok(Vec::new());
-    }
-
-    let data = pusher_data(m.data);
-    let (encrypted, plain): (Vec<&str>, Vec<&str>) =
-        channels.iter().partition(|c| crypto::is_encrypted(c));
-    let too_large = |what: String, len: usize| {
-        invalid(
-            "data_too_large",
-            format!(
-                "event {id}: {what} is {len} bytes, over connection {conn:?}'s max_data_bytes \
-                 of {}",
-                s.max_data_bytes
-            ),
-        )
-    };
-    if !plain.is_empty() && data.len() > s.max_data_bytes {
-        return Err(too_large("data".into(), data.len()));
-    }
-    let mut units = Vec::new();
-    if !encrypted.is_empty() {
-        let Some(master) = master else {
-            return Err(invalid(
-                "no_encryption_key",
-                format!(
-                    "event {id}: channel {:?} is end-to-end encrypted, but connection {conn:?} \
-                     has no encryption_master_key_base64",
-                    encrypted[0]
-                ),
-            ));
-        };
-        for c in &encrypted {
-            let sealed = crypto::encrypt(master, c, data.as_bytes(), nonce());
-            if sealed.len() > s.max_data_bytes {
-                return Err(too_large(
-                    format!("the encrypted data for {c:?}"),
-                    sealed.len(),
-                ));
-            }
-            units.push(Unit {
-                msg: i,
-                id,
-                name: m.name,
-                key: unit_key(conn, m, &data, &[c]),
-                data: sealed,
-                channels: vec![c],
-                socket_id: m.socket,
-            });
-        }
-    }
-    for chunk in plain.chunks(s.max_channels_per_request) {
-        units.push(Unit {
-            msg: i,
-            id,
-            name: m.name,
-            key: unit_key(conn, m, &data, chunk),
-            data: data.clone(),
-            channels: chunk.to_vec(),
-            socket_id: m.socket,
-        });
-    }
-    Ok(units)
+    Ok(channels)
 }
 
 /// Laravel's PusherBroadcaster pulls `socket` out of the payload before encoding it; the rest
@@ -369,24 +382,7 @@ impl Plan<'_> {
                         retry_after: None,
                     }),
                 });
-                // Fatal beats a real retryable failure, which beats "deferred" (circuit open,
-                // or a sibling chunk not attempted): a deferral must never hide the 5xx that
-                // happened next to it, or the event would retry without using up attempts.
-                let rank = |e: &DeliveryError| match e {
-                    e if !e.is_retryable() => 2,
-                    DeliveryError::Deferred { .. } => 0,
-                    _ => 1,
-                };
-                let mut worst: Option<DeliveryError> = None;
-                for e in errors {
-                    worst = Some(match worst {
-                        None => e,
-                        Some(w) if rank(&e) > rank(&w) => e,
-                        Some(w) if rank(&e) == rank(&w) && e.retry_after() > w.retry_after() => e,
-                        Some(w) => w,
-                    });
-                }
-                worst.map_or(Ok(()), Err)
+                settle::worst(errors).map_or(Ok(()), Err)
             })
             .collect()
     }

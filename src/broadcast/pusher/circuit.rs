@@ -163,7 +163,7 @@ impl Circuit {
             return;
         }
         match result {
-            Err(e) if is_failure(e) => {
+            Err(e) if e.is_server_failure() => {
                 let n = self.consecutive.fetch_add(1, Ordering::Relaxed) + 1;
                 if n >= self.threshold && self.open_locally().is_none() {
                     self.consecutive.store(0, Ordering::Relaxed);
@@ -248,15 +248,6 @@ impl Circuit {
     }
 }
 
-/// Whether an outcome says the server is failing (rather than rejecting one request).
-pub(crate) fn is_failure(e: &DeliveryError) -> bool {
-    match e {
-        DeliveryError::Http { status, .. } => *status == 429 || *status >= 500,
-        DeliveryError::Timeout(_) | DeliveryError::Connect(_) => true,
-        _ => false,
-    }
-}
-
 /// The `open_until` milliseconds at the start of the key's value.
 fn parse_open_until(value: &str) -> Option<u64> {
     value.split(' ').next()?.parse().ok()
@@ -280,10 +271,10 @@ mod tests {
             DeliveryError::Timeout(Duration::ZERO),
             DeliveryError::Connect("x".into()),
         ] {
-            assert!(is_failure(&e), "{e}");
+            assert!(e.is_server_failure(), "{e}");
         }
         for e in [http(400), http(401), http(413)] {
-            assert!(!is_failure(&e), "{e}");
+            assert!(!e.is_server_failure(), "{e}");
         }
         assert_eq!(
             parse_open_until("1764268800123 HTTP 500: x"),

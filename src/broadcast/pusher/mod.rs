@@ -41,7 +41,7 @@ use self::circuit::{Admit, Circuit};
 use self::crypto::MasterKey;
 use self::progress::Progress;
 use super::Message;
-use crate::config::PusherConfig;
+use crate::config::{PusherConfig, Secret};
 use crate::delivery::{DeliveryError, DeliveryResult};
 use crate::metrics::Metrics;
 use crate::queue::{GlobalKeys, Redis};
@@ -60,7 +60,7 @@ pub(crate) struct PusherBroadcaster {
     /// `/apps/<app_id>`.
     app_path: String,
     key: String,
-    secret: String,
+    secret: Secret,
     /// app_id, key and secret are all set.
     configured: bool,
     timeout: Duration,
@@ -95,7 +95,7 @@ impl PusherBroadcaster {
             .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
         // Validated by config; an invalid key here only disables encrypted channels.
         let master = (!config.encryption_master_key_base64.is_empty())
-            .then(|| MasterKey::from_base64(&config.encryption_master_key_base64).ok())
+            .then(|| MasterKey::from_base64(config.encryption_master_key_base64.expose()).ok())
             .flatten();
         let keys = GlobalKeys::new(key_prefix);
         let circuit = Circuit::new(
@@ -191,7 +191,7 @@ impl PusherBroadcaster {
                 let first = requests.remove(0);
                 let probe = self.dispatch(units, first).await;
                 let failure = probe.iter().find_map(|(_, r)| match r {
-                    Err(e) if circuit::is_failure(e) => Some(e.to_string()),
+                    Err(e) if e.is_server_failure() => Some(e.to_string()),
                     _ => None,
                 });
                 let reached_server = probe
@@ -279,10 +279,7 @@ impl PusherBroadcaster {
             let result = self.request(units, &req).await;
             self.circuit.observe(&result).await;
             match result {
-                Err(DeliveryError::Http {
-                    status: 400 | 413 | 422,
-                    ..
-                }) if req.len() > 1 => {
+                Err(e) if e.refuses_content() && req.len() > 1 => {
                     let right = req[req.len() / 2..].to_vec();
                     let left = req[..req.len() / 2].to_vec();
                     let (a, b) =
@@ -307,7 +304,7 @@ impl PusherBroadcaster {
         let (endpoint, body) = batch::body(units, req, self.settings.idempotency);
         let path = format!("{}{endpoint}", self.app_path);
         let now = crate::clock::unix_secs();
-        let query = sign::signed_query(&self.key, &self.secret, "POST", &path, &body, now);
+        let query = sign::signed_query(&self.key, self.secret.expose(), "POST", &path, &body, now);
         let url = format!("{}{path}?{query}", self.base_url);
         let sent = self
             .client

@@ -4,6 +4,8 @@
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
+use std::time::Duration;
+
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::extract::connect_info::ConnectInfo;
@@ -109,6 +111,8 @@ fn parse_items(batch: bool, body: &[u8], limits: &FakeLimits) -> Result<Vec<Item
     Ok(items)
 }
 
+/// Answers one request: the route, signature, content type and soketi's limits first (a 4xx
+/// as soketi would send it), then a standing rule or a scripted failure, else accept.
 pub(super) async fn handle(
     State(shared): State<Arc<Shared>>,
     ConnectInfo(conn): ConnectInfo<ConnHandle>,
@@ -117,175 +121,199 @@ pub(super) async fn handle(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let received_ms = now_ms();
-    let path = uri.path().to_string();
-    let record = |status: u16, events: usize, error: Option<String>, keys: Vec<Option<String>>| {
-        shared.lock().push_request(FakeRequest {
-            received_ms,
-            answered_ms: now_ms(),
-            path: path.clone(),
-            status,
-            events,
-            error,
-            idempotency_keys: keys,
-        });
-        shared.changed.notify_waiters();
+    let ex = Exchange {
+        received_ms: now_ms(),
+        path: uri.path().to_string(),
+        shared,
     };
-    let refuse = |status: u16, message: String| {
-        record(status, 0, Some(message.clone()), Vec::new());
-        error(status, &message)
-    };
-
-    let prefix = format!("/apps/{}/", shared.app_id);
-    let endpoint = path
-        .strip_prefix("/apps/")
-        .and_then(|p| p.split_once('/'))
-        .map(|(_, e)| e);
-    let batch = match (method == Method::POST, endpoint) {
-        (true, Some("events")) => false,
-        (true, Some("batch_events")) => true,
-        _ => return refuse(404, format!("no route for {method} {path}")),
-    };
-    let limits = shared.lock().limits.clone();
-    if let Err(why) = verify_signature(
-        &shared.app_id,
-        &shared.key,
-        &shared.secret,
-        method.as_str(),
-        &path,
-        uri.query().unwrap_or(""),
-        &body,
-        received_ms / 1000,
-        limits.timestamp_window,
-    ) {
-        return refuse(401, why);
-    }
-    debug_assert!(path.starts_with(&prefix));
-    let json = headers
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/json"));
-    if !json {
-        return refuse(415, "Content-Type must be application/json".into());
-    }
-    let items = match parse_items(batch, &body, &limits) {
-        Ok(items) => items,
-        Err((status, message)) => return refuse(status, message),
+    let limits = ex.shared.lock().limits.clone();
+    let (batch, items) = match ex.admit(&method, &uri, &headers, &body, &limits) {
+        Ok(admitted) => admitted,
+        Err((status, message)) => {
+            ex.record(status, 0, Some(message.clone()), Vec::new());
+            return error(status, &message);
+        }
     };
     let keys: Vec<Option<String>> = items.iter().map(|i| i.idempotency_key.clone()).collect();
-
-    let (rule, action) = {
-        let mut i = shared.lock();
-        let rule = i.rules.iter().find_map(|(marker, status)| {
-            let m = marker.as_str();
-            items
-                .iter()
-                .any(|it| {
-                    it.name.contains(m)
-                        || it.data.contains(m)
-                        || it.channels.iter().any(|c| c.contains(m))
-                })
-                .then(|| {
-                    (
-                        *status,
-                        format!("rejected: an event contains the marker {marker:?}"),
-                    )
-                })
-        });
-        let action = if rule.is_none() {
-            i.script.pop_front()
-        } else {
-            None
-        };
-        (rule, action)
-    };
-    if let Some((status, why)) = rule {
-        let message = if status == 413 {
-            format!(
-                "The data content of this event exceeds the allowed maximum ({} KB). ({why})",
-                limits.max_data_bytes / 1024
-            )
-        } else {
-            why
-        };
-        record(status, items.len(), Some(message.clone()), keys);
-        return error(status, &message);
-    }
-    let mut delay = None;
-    match action {
-        Some(Action::Status {
+    match ex.scripted(&items) {
+        Some(Scripted::Rule(status, why)) => {
+            let message = if status == 413 {
+                format!(
+                    "The data content of this event exceeds the allowed maximum ({} KB). ({why})",
+                    limits.max_data_bytes / 1024
+                )
+            } else {
+                why
+            };
+            ex.record(status, items.len(), Some(message.clone()), keys);
+            error(status, &message)
+        }
+        Some(Scripted::Action(Action::Status {
             status,
             retry_after,
-        }) => {
+        })) => {
             let message = format!("scripted failure {status}");
-            record(status, items.len(), Some(message.clone()), keys);
+            ex.record(status, items.len(), Some(message.clone()), keys);
             let mut resp = error(status, &message);
             if let Some(secs) = retry_after {
                 resp.headers_mut()
                     .insert("retry-after", HeaderValue::from(secs));
             }
-            return resp;
+            resp
         }
-        Some(Action::Reset) => {
+        Some(Scripted::Action(Action::Reset)) => {
             conn.0.store(true, Ordering::SeqCst);
-            record(
-                0,
-                items.len(),
-                Some("connection closed without an answer".into()),
-                keys,
-            );
-            return error(500, "connection closed");
+            let why = "connection closed without an answer".to_string();
+            ex.record(0, items.len(), Some(why), keys);
+            error(500, "connection closed")
         }
-        Some(Action::Slow(d)) => delay = Some(d),
-        None => {}
+        Some(Scripted::Action(Action::Slow(d))) => ex.accept(batch, &items, keys, Some(d)).await,
+        None => ex.accept(batch, &items, keys, None).await,
+    }
+}
+
+/// What a standing rule or the script says to do with a request instead of accepting it.
+enum Scripted {
+    Rule(u16, String),
+    Action(Action),
+}
+
+/// One request being answered.
+struct Exchange {
+    shared: Arc<Shared>,
+    received_ms: u64,
+    path: String,
+}
+
+impl Exchange {
+    /// Records a request that was not accepted, answered now.
+    fn record(&self, status: u16, events: usize, error: Option<String>, keys: Vec<Option<String>>) {
+        self.shared.lock().push_request(FakeRequest {
+            received_ms: self.received_ms,
+            answered_ms: now_ms(),
+            path: self.path.clone(),
+            status,
+            events,
+            error,
+            idempotency_keys: keys,
+        });
+        self.shared.changed.notify_waiters();
     }
 
-    // Accept.
-    let kept = {
-        let mut i = shared.lock();
-        let request = i.request_count;
-        for it in items.iter() {
-            if let Some(k) = &it.idempotency_key
-                && i.honour_idempotency
-                && !i.seen_keys.insert(k.clone())
-            {
-                continue;
-            }
-            i.event_count += it.channels.len();
-            if !i.keep {
-                continue;
-            }
-            for c in &it.channels {
-                i.events.push(FakeEvent {
-                    name: it.name.clone(),
-                    channel: c.clone(),
-                    data: it.data.clone(),
-                    socket_id: it.socket_id.clone(),
-                    idempotency_key: it.idempotency_key.clone(),
-                    request,
-                });
-            }
+    /// The endpoint (`true` for `/batch_events`) and the validated events, or soketi's answer.
+    fn admit(
+        &self,
+        method: &Method,
+        uri: &Uri,
+        headers: &HeaderMap,
+        body: &[u8],
+        limits: &FakeLimits,
+    ) -> Result<(bool, Vec<Item>), (u16, String)> {
+        let path = &self.path;
+        let endpoint = path
+            .strip_prefix("/apps/")
+            .and_then(|p| p.split_once('/'))
+            .map(|(_, e)| e);
+        let batch = match (method == Method::POST, endpoint) {
+            (true, Some("events")) => false,
+            (true, Some("batch_events")) => true,
+            _ => return Err((404, format!("no route for {method} {path}"))),
+        };
+        let s = &self.shared;
+        verify_signature(
+            &s.app_id,
+            &s.key,
+            &s.secret,
+            method.as_str(),
+            path,
+            uri.query().unwrap_or(""),
+            body,
+            self.received_ms / 1000,
+            limits.timestamp_window,
+        )
+        .map_err(|why| (401, why))?;
+        let json = headers
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("application/json"));
+        if !json {
+            return Err((415, "Content-Type must be application/json".into()));
         }
-        // Record the request now, so events and requests agree even if the answer is slow; the
-        // answer time is filled in below.
-        i.push_request(FakeRequest {
-            received_ms,
-            answered_ms: 0,
-            path: path.clone(),
-            status: 200,
-            events: items.len(),
-            error: None,
-            idempotency_keys: keys,
-        })
-    };
-    shared.changed.notify_waiters();
-    if let Some(d) = delay {
-        tokio::time::sleep(d).await;
+        Ok((batch, parse_items(batch, body, limits)?))
     }
-    if let Some(k) = kept {
-        shared.lock().requests[k].answered_ms = now_ms();
+
+    /// A standing rejection matching one of `items`, else the next scripted action.
+    fn scripted(&self, items: &[Item]) -> Option<Scripted> {
+        let mut i = self.shared.lock();
+        let rule = i.rules.iter().find_map(|(marker, status)| {
+            let m = marker.as_str();
+            let hit = items.iter().any(|it| {
+                it.name.contains(m)
+                    || it.data.contains(m)
+                    || it.channels.iter().any(|c| c.contains(m))
+            });
+            hit.then(|| {
+                let why = format!("rejected: an event contains the marker {marker:?}");
+                Scripted::Rule(*status, why)
+            })
+        });
+        rule.or_else(|| i.script.pop_front().map(Scripted::Action))
     }
-    shared.changed.notify_waiters();
-    let body = if batch { "{}" } else { r#"{"ok":true}"# };
-    (StatusCode::OK, [("content-type", "application/json")], body).into_response()
+
+    /// Accepts the events (recording them per channel, honouring idempotency keys when asked),
+    /// answers after `delay` if given.
+    async fn accept(
+        self,
+        batch: bool,
+        items: &[Item],
+        keys: Vec<Option<String>>,
+        delay: Option<Duration>,
+    ) -> Response {
+        let kept = {
+            let mut i = self.shared.lock();
+            let request = i.request_count;
+            for it in items {
+                if let Some(k) = &it.idempotency_key
+                    && i.honour_idempotency
+                    && !i.seen_keys.insert(k.clone())
+                {
+                    continue;
+                }
+                i.event_count += it.channels.len();
+                if i.keep {
+                    for c in &it.channels {
+                        i.events.push(FakeEvent {
+                            name: it.name.clone(),
+                            channel: c.clone(),
+                            data: it.data.clone(),
+                            socket_id: it.socket_id.clone(),
+                            idempotency_key: it.idempotency_key.clone(),
+                            request,
+                        });
+                    }
+                }
+            }
+            // Recorded now, so events and requests agree even if the answer is slow; the answer
+            // time is filled in below.
+            i.push_request(FakeRequest {
+                received_ms: self.received_ms,
+                answered_ms: 0,
+                path: self.path.clone(),
+                status: 200,
+                events: items.len(),
+                error: None,
+                idempotency_keys: keys,
+            })
+        };
+        self.shared.changed.notify_waiters();
+        if let Some(d) = delay {
+            tokio::time::sleep(d).await;
+        }
+        if let Some(k) = kept {
+            self.shared.lock().requests[k].answered_ms = now_ms();
+        }
+        self.shared.changed.notify_waiters();
+        let body = if batch { "{}" } else { r#"{"ok":true}"# };
+        (StatusCode::OK, [("content-type", "application/json")], body).into_response()
+    }
 }

@@ -70,7 +70,7 @@ impl Args {
     /// Runs the bench against `config`'s Redis and prints the report.
     pub(crate) async fn run(self, config: &herald::Config) -> anyhow::Result<i32> {
         let options = Options {
-            redis_url: config.redis.url.clone(),
+            redis_url: config.redis.url.expose().to_string(),
             events: self.events,
             rate: self.rate,
             duration: self.duration,

@@ -1,0 +1,131 @@
+//! The maintenance loop of a process: heartbeats, the reaper, promotion of due retries, and
+//! the depth gauges, each on its own interval.
+//!
+//! Owns: when each of those runs and what is logged and counted when one fails. Does not own:
+//! what they do in Redis (`queue::reaper`, `Queue::promote`, `Queue::stats`).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::clock;
+use crate::metrics::Metrics;
+use crate::queue::{GlobalKeys, Queue, QueueError, reaper};
+
+/// Everything the maintenance loop needs.
+pub(crate) struct Maintenance {
+    pub info: reaper::ProcessInfo,
+    pub global: GlobalKeys,
+    pub queues: Vec<Queue>,
+    /// Processing lists of this process, per queue (same order as `queues`).
+    pub processing: Vec<Vec<String>>,
+    pub heartbeat_interval: Duration,
+    pub process_timeout: Duration,
+    pub promote_interval: Duration,
+    pub metrics: Arc<Metrics>,
+    /// Set after each heartbeat attempt: whether Redis answered.
+    pub redis_ok: Arc<AtomicBool>,
+}
+
+impl Maintenance {
+    /// Registers this process and its processing lists once.
+    pub(crate) async fn heartbeat(&self) -> Result<(), QueueError> {
+        let lists: Vec<(&Queue, Vec<String>)> = self
+            .queues
+            .iter()
+            .zip(self.processing.iter().cloned())
+            .collect();
+        let r = reaper::heartbeat(
+            &self.queues[0].redis,
+            &self.global,
+            &self.info,
+            &lists,
+            clock::now_ms(),
+            self.process_timeout * 2,
+        )
+        .await;
+        self.redis_ok.store(r.is_ok(), Ordering::Relaxed);
+        self.metrics.set_redis_up(r.is_ok());
+        r
+    }
+
+    /// Heartbeats, reaps, promotes and samples depths until `token` is cancelled.
+    pub(crate) async fn run(self, token: CancellationToken) {
+        let mut beat = tokio::time::interval(self.heartbeat_interval);
+        let mut promote = tokio::time::interval(self.promote_interval);
+        beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        promote.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = token.cancelled() => return,
+                _ = beat.tick() => self.beat().await,
+                _ = promote.tick() => self.promote().await,
+            }
+        }
+    }
+
+    async fn beat(&self) {
+        if let Err(e) = self.heartbeat().await {
+            self.metrics.redis_error("heartbeat");
+            tracing::error!(message = "Heartbeat failed.", error = %e);
+            return;
+        }
+        let redis = &self.queues[0].redis;
+        match reaper::reap(
+            redis,
+            &self.global,
+            &self.queues,
+            self.process_timeout,
+            clock::now_ms(),
+        )
+        .await
+        {
+            Ok(r) => {
+                for (queue, n) in &r.returned {
+                    self.metrics.redelivered(queue, *n);
+                    tracing::warn!(
+                        message = "Returned the work of dead processes to the queue.",
+                        queue = %queue,
+                        envelopes = n,
+                        processes = %r.processes.join(","),
+                    );
+                }
+            }
+            Err(e) => {
+                self.metrics.redis_error("reap");
+                tracing::error!(message = "Reaper failed.", error = %e);
+            }
+        }
+        let now = clock::now_ms();
+        for q in &self.queues {
+            if let Ok(s) = q.stats(now).await {
+                self.metrics.set_depth(&s);
+            }
+            if let Ok(age) = q.oldest_waiting_age(now).await {
+                self.metrics
+                    .set_oldest_waiting(&q.keys.name, age.unwrap_or(0.0));
+            }
+        }
+        if let Ok(live) = reaper::count_live(redis, &self.global, self.process_timeout, now).await {
+            self.metrics.set_live_processes(live);
+        }
+    }
+
+    async fn promote(&self) {
+        for q in &self.queues {
+            loop {
+                match q.promote(clock::now_ms(), 1000).await {
+                    Ok(1000) => continue,
+                    Ok(_) => break,
+                    Err(e) => {
+                        self.metrics.redis_error("promote");
+                        tracing::error!(message = "Promoting due retries failed.", queue = %q.keys.name, error = %e.source);
+                        break;
+                    }
+                }
+            }
+        }
+    }
+}
