@@ -42,7 +42,6 @@ const options = broadcaster === 'socket.io'
       wssPort: Number(env('PUSHER_PORT')),
       forceTLS: false,
       enabledTransports: ['ws'],
-      disableStats: true,
       authEndpoint: env('AUTH_ENDPOINT'),
     };
 options.bearerToken = env('TOKEN');

@@ -10,11 +10,12 @@ use Illuminate\Contracts\Cache\Repository as Cache;
 use Illuminate\Database\Eloquent\ModelNotFoundException;
 
 /**
- * Laravel's BroadcastManager, with one change: an event whose broadcast connections include a
- * `herald` connection is not queued as a BroadcastEvent job. Its envelopes go onto herald's
- * list at dispatch time (herald is the queue), or when the database transaction commits for an
- * `afterCommit` broadcast, exactly as Laravel's queue would have pushed the job. Every other
- * event goes through Laravel's own `queue()`.
+ * Laravel's BroadcastManager, with one change: while the default connection is a `herald`
+ * connection (every broadcast then), or for an event that names a `herald` connection, the
+ * broadcast is not queued as a BroadcastEvent job. Its envelopes go onto herald's list at
+ * dispatch time (herald is the queue), or when the database transaction commits for an
+ * `afterCommit` broadcast, where Laravel's queue would have pushed the job. Every other event
+ * goes through Laravel's own `queue()`.
  *
  * What Laravel's worker would compute is computed by the framework's own code: the job is the
  * framework's BroadcastEvent (UniqueBroadcastEvent for ShouldBeUnique on 9+), serialized as the
