@@ -290,10 +290,34 @@ async fn herald_publishes_what_laravels_own_redis_broadcaster_publishes() {
         assert_eq!(step["failed_jobs"], json!([]), "Laravel's worker: {step}");
     }
 
-    // herald: the same events, the same (fresh) database state, herald consuming.
-    let herald = Running::start(herald_config(&redis, "")).await;
+    // herald: the same events, the same (fresh) database state. The envelopes are on herald's
+    // lists when dispatch returns, before any herald runs; then herald consumes them.
     let herald_app = App::new(&redis).await;
     let steps = herald_app.artisan(&["herald:scenario"], &[]).await;
+    let envelopes = envelopes_on_the_lists(&redis).await;
+    let mut pending: Vec<(String, Value)> = envelopes
+        .iter()
+        .flat_map(|e| {
+            let channels = e["channels"].as_array().unwrap().clone();
+            channels.into_iter().map(|c| {
+                (
+                    format!("{PREFIX}{}", c.as_str().unwrap()),
+                    e["event"].clone(),
+                )
+            })
+        })
+        .collect();
+    pending.sort_by_key(|(c, e)| format!("{c} {e}"));
+    let mut expected: Vec<(String, Value)> = laravel
+        .iter()
+        .map(|(c, m)| (c.clone(), m["event"].clone()))
+        .collect();
+    expected.sort_by_key(|(c, e)| format!("{c} {e}"));
+    assert_eq!(
+        pending, expected,
+        "what waits on herald's lists after dispatch"
+    );
+    let herald = Running::start(herald_config(&redis, "")).await;
     settled_without_dead_letters(&redis).await;
     let published = sorted(until_marker(&redis, &mut sub).await);
     herald.stop().await.unwrap();
@@ -356,6 +380,37 @@ async fn herald_publishes_what_laravels_own_redis_broadcaster_publishes() {
         .map(|(_, m)| &m["data"])
         .collect();
     assert_eq!(prices, vec![&json!({"price": 99.5})], "broadcastWhen");
+}
+
+/// Every envelope on `herald:default` and `herald:high` (under the prefix), checked against
+/// config/envelope.schema.json and herald's decoder, with `final_payload` set.
+async fn envelopes_on_the_lists(redis: &RedisServer) -> Vec<Value> {
+    let schema: Value =
+        serde_json::from_str(include_str!("../../config/envelope.schema.json")).unwrap();
+    let validator = jsonschema::validator_for(&schema).expect("the schema is valid");
+    let mut out = Vec::new();
+    for key in ["herald:default", "herald:high"] {
+        let raw: Vec<String> = ::redis::cmd("LRANGE")
+            .arg(format!("{PREFIX}{key}"))
+            .arg(0)
+            .arg(-1)
+            .query_async(&mut redis.conn().await)
+            .await
+            .unwrap();
+        for text in raw {
+            let v: Value = serde_json::from_str(&text).unwrap();
+            let errors: Vec<String> = validator.iter_errors(&v).map(|e| e.to_string()).collect();
+            assert!(errors.is_empty(), "{text}\n{errors:?}");
+            let e = herald::envelope::decode(
+                bytes::Bytes::from(text.clone()),
+                &herald::envelope::Limits::default(),
+            )
+            .unwrap_or_else(|e| panic!("herald rejects the driver's envelope: {e}\n{text}"));
+            assert!(e.final_payload, "{text}");
+            out.push(v);
+        }
+    }
+    out
 }
 
 /// Copies the Node fixture of `tests/laravel/` next to the peers' `node_modules`, once per run

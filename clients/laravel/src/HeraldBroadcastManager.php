@@ -130,7 +130,16 @@ class HeraldBroadcastManager extends BroadcastManager
         };
 
         if ($this->shouldPushAfterCommit($job, $event) && $this->app->bound('db.transactions')) {
-            $this->app->make('db.transactions')->addCallback($push);
+            $transactions = $this->app->make('db.transactions');
+
+            // 12+ releases a unique job's lock when its transaction rolls back.
+            if ($unique && method_exists($transactions, 'addCallbackForRollback')) {
+                $transactions->addCallbackForRollback(function () use ($job) {
+                    $this->releaseUniqueLock($job);
+                });
+            }
+
+            $transactions->addCallback($push);
         } else {
             $push();
         }
@@ -156,7 +165,11 @@ class HeraldBroadcastManager extends BroadcastManager
             // one of herald's connections (they mirror config/broadcasting.php's names).
             [$target, $via] = $this->isHerald($resolved) ? [$resolved, null] : [$primary, (string) $resolved];
 
-            $key = implode("\0", [$target, $via === null ? 'defaults' : 'named', $name, serialize($channels), serialize($payload)]);
+            // Connections that get the same broadcast share one envelope.
+            $key = implode("\0", [
+                $target, $via === null ? 'defaults' : 'named',
+                json_encode([$name, $channels, $payload], JSON_PARTIAL_OUTPUT_ON_ERROR),
+            ]);
 
             if (! isset($groups[$key])) {
                 $groups[$key] = ['target' => $target, 'name' => $name, 'channels' => $channels, 'payload' => $payload, 'via' => []];
