@@ -10,6 +10,9 @@ mod bench;
 mod broadcast;
 /// The command line: enqueue, stats, failed, migrate, check-config.
 mod cli;
+/// The Laravel driver (clients/laravel) with a real Laravel app, laravel-echo-server, soketi,
+/// Laravel Echo; the README's Python and Node producers.
+mod laravel;
 /// Metrics, health endpoints, and a real Prometheus.
 mod operations;
 /// The Pusher broadcaster: signing, batching, limits, retries, circuit, real server end to end.
