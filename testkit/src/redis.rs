@@ -105,9 +105,16 @@ impl RedisServer {
     }
 
     /// A connection to it.
+    ///
+    /// Its response timeout is the test guard, not redis-rs's 500 ms default: a 1000-element
+    /// `LPUSH` with `appendfsync always` on a loaded 2-core machine can take longer, and a test
+    /// setting up its data is not what measures Redis.
     pub async fn conn(&self) -> ::redis::aio::MultiplexedConnection {
+        let config = ::redis::AsyncConnectionConfig::new()
+            .set_response_timeout(Some(crate::GUARD))
+            .set_connection_timeout(Some(std::time::Duration::from_secs(10)));
         self.client()
-            .get_multiplexed_async_connection()
+            .get_multiplexed_async_connection_with_config(&config)
             .await
             .expect("connect to test redis")
     }

@@ -1,6 +1,7 @@
 use serde_json::Value;
 
 use crate::support::herald::{Running, cli, config};
+use crate::support::keys;
 use herald_testkit::RedisServer;
 
 fn env(redis: &RedisServer) -> Vec<(&'static str, String)> {
@@ -30,18 +31,15 @@ fn enqueue_stats_and_the_failed_commands() {
     let (code, out, _) = cli(&["stats", "--json"], &e);
     assert_eq!(code, 0);
     let stats: Value = serde_json::from_str(&out).unwrap();
-    assert_eq!(stats["queues"][0]["queue"], "herald:default");
+    assert_eq!(stats["queues"][0]["queue"], keys::QUEUE);
     assert_eq!(stats["queues"][0]["waiting"], 250);
     assert_eq!(stats["queues"][0]["failed"], 0);
 
     // Two dead letters, through the worker.
     let mut c = redis.client().get_connection().unwrap();
-    let _: () = ::redis::cmd("DEL")
-        .arg("herald:default")
-        .query(&mut c)
-        .unwrap();
+    let _: () = ::redis::cmd("DEL").arg(keys::QUEUE).query(&mut c).unwrap();
     let _: () = ::redis::cmd("LPUSH")
-        .arg("herald:default")
+        .arg(keys::QUEUE)
         .arg("not json")
         .arg(r#"{"id":"m1","data":{}}"#)
         .query(&mut c)
@@ -81,7 +79,7 @@ fn enqueue_stats_and_the_failed_commands() {
     let (code, out, _) = cli(&["failed", "retry", "m1"], &e);
     assert_eq!(code, 0, "{out}");
     let back: Vec<String> = ::redis::cmd("LRANGE")
-        .arg("herald:default")
+        .arg(keys::QUEUE)
         .arg(0)
         .arg(-1)
         .query(&mut c)
@@ -177,7 +175,7 @@ async fn run_refuses_a_keyspace_newer_than_it_knows_and_migrate_records_versions
 
     let mut c = redis.conn().await;
     let _: () = ::redis::cmd("HSET")
-        .arg("herald:schema")
+        .arg(keys::SCHEMA)
         .arg("version")
         .arg(99)
         .query_async(&mut c)
@@ -195,12 +193,12 @@ async fn run_refuses_a_keyspace_newer_than_it_knows_and_migrate_records_versions
 
     // Herald data without a version: an operator must migrate first.
     let _: () = ::redis::cmd("DEL")
-        .arg("herald:schema")
+        .arg(keys::SCHEMA)
         .query_async(&mut c)
         .await
         .unwrap();
     let _: () = ::redis::cmd("ZADD")
-        .arg("{herald:default}:delayed")
+        .arg(keys::DELAYED)
         .arg(1)
         .arg("x")
         .query_async(&mut c)

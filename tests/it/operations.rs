@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use crate::support::Recorder;
 use crate::support::herald::{Running, config};
+use crate::support::keys;
 use herald_testkit::RedisServer;
 use herald_testkit::WebhookFake as Fake;
 
@@ -81,7 +82,7 @@ async fn metrics_count_exactly_the_outcomes_of_a_run_and_pass_promtool() {
                 r#"{{"id":"{kind}{i}","event":"Known","channels":["c"],"data":{{"kind":"{kind}"}}}}"#
             );
             let _: () = ::redis::cmd("LPUSH")
-                .arg("herald:default")
+                .arg(keys::QUEUE)
                 .arg(e)
                 .query_async(&mut c)
                 .await
@@ -90,7 +91,7 @@ async fn metrics_count_exactly_the_outcomes_of_a_run_and_pass_promtool() {
     }
     // One bad input too: counted as a dead letter by its own reason.
     let _: () = ::redis::cmd("LPUSH")
-        .arg("herald:default")
+        .arg(keys::QUEUE)
         .arg("{oops")
         .query_async(&mut c)
         .await
@@ -235,7 +236,7 @@ async fn readyz_follows_redis_and_herald_reconnects_without_losing_what_was_push
     );
 
     let waiting: i64 = ::redis::cmd("LLEN")
-        .arg("herald:default")
+        .arg(keys::QUEUE)
         .query_async(&mut c)
         .await
         .unwrap();
@@ -284,7 +285,7 @@ async fn a_real_prometheus_scrapes_herald() {
     let running = Running::start(config(&redis, "", "")).await;
     let mut c = redis.conn().await;
     let _: () = ::redis::cmd("LPUSH")
-        .arg("herald:default")
+        .arg(keys::QUEUE)
         .arg(r#"{"event":"E","channels":["c"],"data":{}}"#)
         .query_async(&mut c)
         .await
@@ -409,7 +410,7 @@ async fn logs_have_one_line_per_retry_and_dead_letter_and_no_secrets() {
     let r = retry[0];
     assert_eq!(
         (r["envelope_id"].as_str(), r["queue"].as_str()),
-        (Some("flaky"), Some("herald:default"))
+        (Some("flaky"), Some(keys::QUEUE))
     );
     assert_eq!(
         (r["delivery"].as_str(), r["attempt"].as_u64()),
@@ -424,7 +425,7 @@ async fn logs_have_one_line_per_retry_and_dead_letter_and_no_secrets() {
     assert_eq!(dead.len(), 1, "{stderr}");
     assert_eq!(dead[0]["code"], "invalid_json");
     assert!(dead[0]["reason"].as_str().unwrap().contains("invalid JSON"));
-    assert!(dead[0]["envelope_id"].is_string() && dead[0]["queue"] == "herald:default");
+    assert!(dead[0]["envelope_id"].is_string() && dead[0]["queue"] == keys::QUEUE);
     // Nothing about the events that simply went through.
     assert!(
         !stderr.contains("\"fine\""),

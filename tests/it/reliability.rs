@@ -10,6 +10,7 @@ use serde_json::Value;
 
 use crate::support::Recorder;
 use crate::support::herald::{Binary, Running, config};
+use crate::support::keys;
 use crate::support::queue;
 use crate::support::subscriber::Subscriber;
 use herald_testkit::RedisServer;
@@ -50,7 +51,7 @@ fn config_file(dir: &std::path::Path, redis: &RedisServer, worker: &str) -> Stri
 async fn in_flight_ids(redis: &RedisServer) -> HashSet<u64> {
     let mut c = redis.conn().await;
     let lists: Vec<String> = ::redis::cmd("SMEMBERS")
-        .arg("{herald:default}:workers")
+        .arg(keys::WORKERS)
         .query_async(&mut c)
         .await
         .unwrap();
@@ -85,7 +86,7 @@ async fn kill_9_mid_run_loses_nothing_and_duplicates_only_the_killed_batches() {
         let mut c = c.clone();
         async move {
             let waiting: i64 = ::redis::cmd("LLEN")
-                .arg("herald:default")
+                .arg(keys::QUEUE)
                 .query_async(&mut c)
                 .await
                 .unwrap();
@@ -97,7 +98,7 @@ async fn kill_9_mid_run_loses_nothing_and_duplicates_only_the_killed_batches() {
     // What the dead process held: the only envelopes allowed to arrive twice.
     let held = in_flight_ids(&redis).await;
     let waiting: i64 = ::redis::cmd("LLEN")
-        .arg("herald:default")
+        .arg(keys::QUEUE)
         .query_async(&mut c)
         .await
         .unwrap();
@@ -106,7 +107,7 @@ async fn kill_9_mid_run_loses_nothing_and_duplicates_only_the_killed_batches() {
         "the kill came after the run finished; nothing was tested"
     );
     let mut seen: HashMap<u64, u32> = HashMap::new();
-    for (_, p) in sub.drain() {
+    for (_, p) in sub.rest().await {
         *seen.entry(id_of(&p)).or_default() += 1;
     }
 
@@ -166,11 +167,10 @@ async fn sigterm_mid_run_exits_0_loses_nothing_and_leaves_no_processing_list() {
         "drain hit the timeout: {stderr}"
     );
 
-    // Everything published before exit has reached the subscriber (same connection order).
+    // Everything published before exit: read up to a barrier.
     let mut c = redis.conn().await;
-    let _: String = ::redis::cmd("PING").query_async(&mut c).await.unwrap();
     let mut received = seen.len();
-    while let Some((_, p)) = sub.next_within(Duration::from_millis(300)).await {
+    for (_, p) in sub.rest().await {
         seen.insert(id_of(&p));
         received += 1;
     }
@@ -180,7 +180,7 @@ async fn sigterm_mid_run_exits_0_loses_nothing_and_leaves_no_processing_list() {
         "a clean shutdown delivers nothing twice"
     );
     let waiting: Vec<String> = ::redis::cmd("LRANGE")
-        .arg("herald:default")
+        .arg(keys::QUEUE)
         .arg(0)
         .arg(-1)
         .query_async(&mut c)
@@ -200,13 +200,13 @@ async fn sigterm_mid_run_exits_0_loses_nothing_and_leaves_no_processing_list() {
         .unwrap();
     assert!(lists.is_empty(), "processing lists left: {lists:?}");
     let workers: i64 = ::redis::cmd("SCARD")
-        .arg("{herald:default}:workers")
+        .arg(keys::WORKERS)
         .query_async(&mut c)
         .await
         .unwrap();
     assert_eq!(workers, 0);
     let live: i64 = ::redis::cmd("ZCARD")
-        .arg("herald:processes")
+        .arg(keys::PROCESSES)
         .query_async(&mut c)
         .await
         .unwrap();
@@ -224,9 +224,9 @@ async fn two_processes_on_one_queue_process_each_event_once() {
     let got = sub.take(N).await;
     let ids: HashSet<u64> = got.iter().map(|(_, p)| id_of(p)).collect();
     assert_eq!(ids.len(), N, "each event exactly once");
-    assert!(sub.next_within(Duration::from_millis(300)).await.is_none());
     a.stop().await.unwrap();
     b.stop().await.unwrap();
+    assert!(sub.rest().await.is_empty(), "an event delivered twice");
 }
 
 /// A listener that panics on one event: the task dies with the batch in its processing list.
@@ -262,7 +262,7 @@ async fn an_event_that_kills_workers_is_dead_lettered_after_max_attempts() {
     let running = Running::start_herald(herald).await;
     let mut c = redis.conn().await;
     let _: () = ::redis::cmd("LPUSH")
-        .arg("herald:default")
+        .arg(keys::QUEUE)
         .arg(r#"{"id":"p1","event":"E","channels":["c"],"data":{"poison":true}}"#)
         .arg(r#"{"id":"ok","event":"E","channels":["after"],"data":{}}"#)
         .query_async(&mut c)
@@ -326,7 +326,7 @@ async fn work_unfinished_at_the_shutdown_timeout_goes_back_to_the_queue() {
     // In their original order, with no redelivery counted (a clean shutdown is not a crash).
     let mut c = redis.conn().await;
     let items: Vec<String> = ::redis::cmd("LRANGE")
-        .arg("herald:default")
+        .arg(keys::QUEUE)
         .arg(0)
         .arg(-1)
         .query_async(&mut c)
@@ -357,7 +357,7 @@ async fn a_redis_restart_with_aof_mid_run_loses_nothing() {
     .await;
     let mut c = redis.conn().await;
     let waiting: i64 = ::redis::cmd("LLEN")
-        .arg("herald:default")
+        .arg(keys::QUEUE)
         .query_async(&mut c)
         .await
         .unwrap();

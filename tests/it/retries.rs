@@ -1,8 +1,7 @@
-use std::time::Duration;
-
 use serde_json::Value;
 
 use crate::support::herald::{Running, config};
+use crate::support::keys;
 use crate::support::subscriber::Subscriber;
 use crate::support::{queue, settled};
 use herald_testkit::RedisServer;
@@ -32,7 +31,7 @@ fn with_hook(redis: &RedisServer, hook: &Fake, max_attempts: u32) -> herald::Con
 async fn push(redis: &RedisServer, raw: &str) {
     let mut c = redis.conn().await;
     let _: () = ::redis::cmd("LPUSH")
-        .arg("herald:default")
+        .arg(keys::QUEUE)
         .arg(raw)
         .query_async(&mut c)
         .await
@@ -67,14 +66,14 @@ async fn webhook_failing_three_times_is_delivered_on_the_fourth_and_the_broadcas
         assert_eq!(sig, herald::listeners::webhook_signature("s3cret", &r.body));
     }
     assert_eq!(
-        sub.drain().len(),
+        sub.rest().await.len(),
         1,
         "the Redis broadcast happened exactly once"
     );
     assert!(queue(&redis).failed_list(0, 10).await.unwrap().is_empty());
     herald.stop().await.unwrap();
     assert_eq!(hook.requests().len(), 4);
-    assert!(sub.next_within(Duration::from_millis(100)).await.is_none());
+    assert!(sub.rest().await.is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -102,7 +101,7 @@ async fn exhausted_retries_are_dead_lettered_and_failed_retry_reruns_only_what_f
     assert_eq!(payload["extra"], "kept");
     assert_eq!(payload["data"]["order_id"], 2);
     assert_eq!(hook.requests().len(), 3);
-    assert_eq!(sub.drain().len(), 1);
+    assert_eq!(sub.rest().await.len(), 1);
 
     // The hook now answers 200: retrying the dead letter runs the webhook once more, and only it.
     assert!(q.failed_retry("o2").await.unwrap());
@@ -113,7 +112,7 @@ async fn exhausted_retries_are_dead_lettered_and_failed_retry_reruns_only_what_f
     herald.stop().await.unwrap();
     assert_eq!(hook.requests().len(), 4);
     assert!(
-        sub.next_within(Duration::from_millis(100)).await.is_none(),
+        sub.rest().await.is_empty(),
         "broadcast repeated by the retry"
     );
 }

@@ -7,9 +7,8 @@
 //! - [`subscriber::Subscriber`]: a real `PSUBSCRIBE` client.
 //! - [`peers`]: soketi and pusher-js from the npm registry, for the Pusher end-to-end tests.
 
-#![allow(dead_code)]
-
 pub mod herald;
+pub mod keys;
 pub mod peers;
 pub mod subscriber;
 
@@ -61,7 +60,7 @@ pub async fn push<T: ::redis::ToRedisArgs + Send + Sync>(redis: &RedisServer, en
     let mut c = redis.conn().await;
     for chunk in envelopes.chunks(1000) {
         let _: () = ::redis::cmd("LPUSH")
-            .arg("herald:default")
+            .arg(keys::QUEUE)
             .arg(chunk)
             .query_async(&mut c)
             .await

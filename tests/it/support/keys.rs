@@ -1,0 +1,24 @@
+//! Every Redis key the tests read or write, written once. Spelled out here rather than borrowed
+//! from herald's own key code, so the tests check herald's keyspace layout instead of agreeing
+//! with it.
+
+/// The default queue: its name, and its list key when there is no prefix.
+pub const QUEUE: &str = "herald:default";
+/// The default queue's set of registered processing lists.
+pub const WORKERS: &str = "{herald:default}:workers";
+/// The default queue's delayed set (retries).
+pub const DELAYED: &str = "{herald:default}:delayed";
+/// Live processes by last heartbeat.
+pub const PROCESSES: &str = "herald:processes";
+/// Applied keyspace migrations.
+pub const SCHEMA: &str = "herald:schema";
+
+/// The open-circuit key of broadcast connection `connection`.
+pub fn circuit(connection: &str) -> String {
+    format!("herald:circuit:{connection}")
+}
+
+/// The half-open probe claim of broadcast connection `connection`.
+pub fn circuit_probe(connection: &str) -> String {
+    format!("{}:probe", circuit(connection))
+}
