@@ -192,7 +192,7 @@ impl DeliveryError {
 
 /// The text of an HTTP transport error and its causes ("error sending request: connection
 /// refused"), without the URL, which may carry credentials or a signed query.
-pub fn http_error_text(e: reqwest::Error) -> String {
+pub(crate) fn http_error_text(e: reqwest::Error) -> String {
     let e = e.without_url();
     let mut out = e.to_string();
     let mut source = std::error::Error::source(&e);

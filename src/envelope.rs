@@ -367,7 +367,7 @@ fn invalid(field: &'static str, reason: &str) -> Rejection {
 
 /// The `created_at` of envelope bytes, without validating the rest (the oldest-waiting gauge
 /// reads it off the queue's head).
-pub fn created_at(raw: &[u8]) -> Option<f64> {
+pub(crate) fn created_at(raw: &[u8]) -> Option<f64> {
     #[derive(Deserialize)]
     struct Created {
         created_at: Option<f64>,
@@ -376,7 +376,7 @@ pub fn created_at(raw: &[u8]) -> Option<f64> {
 }
 
 /// The `id` of bytes that are a JSON object with a string `id` but failed validation otherwise.
-pub fn lenient_id(raw: &[u8]) -> Option<String> {
+pub(crate) fn lenient_id(raw: &[u8]) -> Option<String> {
     #[derive(Deserialize)]
     struct IdOnly {
         id: Option<String>,
@@ -396,7 +396,7 @@ fn new_id() -> String {
 
 /// Checks a channel name against Pusher's rules: `[A-Za-z0-9_\-=@,.;]`, an optional leading `#`,
 /// not empty, at most `max` characters.
-pub fn validate_channel(name: &str, max: usize) -> Result<(), Rejection> {
+pub(crate) fn validate_channel(name: &str, max: usize) -> Result<(), Rejection> {
     let bad = |reason: String| Rejection::BadChannel {
         channel: name.chars().take(max + 8).collect(),
         reason,
@@ -437,7 +437,7 @@ impl Envelope {
     /// counts crashes by raising that leading member), then `pending`, `id` and `created_at`
     /// when herald knows them, then every other member of the original, byte for byte.
     /// `pending: None` means every delivery (used when a dead letter is retried whole).
-    pub fn encode_requeue(
+    pub(crate) fn encode_requeue(
         &self,
         attempts: u32,
         pending: Option<&[DeliveryId]>,
@@ -457,7 +457,7 @@ impl Envelope {
 
     /// The envelope as a producer would have pushed it, for handing to another queue: herald's
     /// own bookkeeping (`attempts`, `pending`) removed, `id` and `created_at` filled in.
-    pub fn encode_forward(&self, first_seen: f64) -> Vec<u8> {
+    pub(crate) fn encode_forward(&self, first_seen: f64) -> Vec<u8> {
         let mut out = Vec::with_capacity(self.raw.len() + 64);
         out.push(b'{');
         let start = out.len();

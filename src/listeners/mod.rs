@@ -76,7 +76,7 @@ pub trait Listener: Send + Sync + 'static {
 }
 
 /// Runs `listener` on `event` within its time bound.
-pub async fn run(listener: &dyn Listener, event: &Event<'_>) -> DeliveryResult {
+pub(crate) async fn run(listener: &dyn Listener, event: &Event<'_>) -> DeliveryResult {
     let limit = listener.timeout();
     match tokio::time::timeout(limit, listener.handle(event)).await {
         Ok(r) => r,
@@ -85,7 +85,7 @@ pub async fn run(listener: &dyn Listener, event: &Event<'_>) -> DeliveryResult {
 }
 
 /// Writes each event to the log at info level.
-pub struct Log;
+pub(crate) struct Log;
 
 impl Listener for Log {
     fn handle<'a>(&'a self, event: &'a Event<'a>) -> BoxFuture<'a, DeliveryResult> {
