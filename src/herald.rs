@@ -150,7 +150,13 @@ impl Built {
                 connection: "(webhooks)".into(),
                 message: format!("cannot build the HTTP client: {e}"),
             })?;
-        let table = Table::build(&config, extra, &redis, &http, pool_size, &metrics)?;
+        let table =
+            Table::build(&config, extra, &redis, &http, pool_size, &metrics).map_err(|e| {
+                Error::Connection {
+                    connection: e.connection,
+                    message: e.message,
+                }
+            })?;
         let shared = Arc::new(Shared {
             registry: table.registry(&config)?,
             table,

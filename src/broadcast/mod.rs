@@ -81,12 +81,24 @@ impl Broadcaster {
 
 /// Builds the configured connections, by name. `main` is the queue's Redis, reused by `redis`
 /// connections that do not name a URL of their own.
+/// A broadcast connection that cannot be built (its Redis URL, its HTTP client).
+#[derive(Debug, thiserror::Error)]
+#[error("broadcast connection {connection}: {message}")]
+pub(crate) struct BuildError {
+    pub(crate) connection: String,
+    pub(crate) message: String,
+}
+
 pub(crate) fn build(
     config: &Config,
     main: &Redis,
     pool_size: usize,
     metrics: &Arc<Metrics>,
-) -> Result<Vec<(String, Arc<Broadcaster>)>, ::redis::RedisError> {
+) -> Result<Vec<(String, Arc<Broadcaster>)>, BuildError> {
+    let failed = |name: &str, message: String| BuildError {
+        connection: name.to_string(),
+        message,
+    };
     config
         .broadcasting
         .connections
@@ -96,7 +108,8 @@ pub(crate) fn build(
                 ConnectionConfig::Redis(r) => {
                     let redis = match &r.url {
                         Some(url) if url != &config.redis.url => {
-                            Redis::open(url.expose(), pool_size)?
+                            Redis::open(url.expose(), pool_size)
+                                .map_err(|e| failed(name, e.to_string()))?
                         }
                         _ => main.clone(),
                     };
@@ -108,13 +121,7 @@ pub(crate) fn build(
                 }
                 ConnectionConfig::Pusher(p) => Broadcaster::Pusher(Box::new(
                     PusherBroadcaster::new(name, p, main.clone(), &config.redis.prefix, metrics)
-                        .map_err(|e| {
-                            ::redis::RedisError::from((
-                                ::redis::ErrorKind::Client,
-                                "pusher connection",
-                                format!("{name}: {e}"),
-                            ))
-                        })?,
+                        .map_err(|e| failed(name, e))?,
                 )),
                 ConnectionConfig::Log => Broadcaster::Log,
                 ConnectionConfig::Null => Broadcaster::Null,

@@ -8,7 +8,7 @@
 
 use std::sync::Arc;
 
-use crate::broadcast::{self, Broadcaster};
+use crate::broadcast::{self, Broadcaster, BuildError};
 use crate::config::{Config, ConfigError};
 use crate::delivery::DeliveryId;
 use crate::listeners::{self, Listener};
@@ -49,7 +49,7 @@ impl Table {
         http: &reqwest::Client,
         pool_size: usize,
         metrics: &Arc<Metrics>,
-    ) -> Result<Table, crate::Error> {
+    ) -> Result<Table, BuildError> {
         let mut listeners = listeners::build(config, redis, http);
         listeners.extend(extra);
         let listeners = listeners
