@@ -18,6 +18,10 @@ enum Kind {
     RedisUrl,
     /// A comma-separated list of names.
     List,
+    /// A comma-separated list of broadcast connections. `herald` is left out: it is what a
+    /// Laravel 11+ app sharing herald's `.env` sets (`BROADCAST_CONNECTION=herald`, its own
+    /// driver), and herald has no connection of that name; a list of nothing else sets nothing.
+    Connections,
     /// An integer of at least 1.
     Count,
     /// `"500ms"`, `"25s"`, `"5m"`, or a number of seconds.
@@ -113,7 +117,7 @@ pub const ENV_OVERRIDES: &[EnvOverride] = &[
     env(
         "BROADCAST_CONNECTION",
         "broadcasting.default",
-        Kind::List,
+        Kind::Connections,
         "default connection(s), comma-separated",
     ),
 ];
@@ -148,6 +152,10 @@ pub(super) fn apply_overrides(
     let mut from = FromEnv::default();
     for o in ENV_OVERRIDES {
         let Some(raw) = env(o.var) else { continue };
+        let only_laravel = names(&raw).next().is_some() && names(&raw).all(|n| n == LARAVEL_DRIVER);
+        if matches!(o.kind, Kind::Connections) && only_laravel {
+            continue;
+        }
         let value = read(o.kind, &raw).map_err(|message| ConfigError::Env {
             var: o.var,
             key: o.key.to_string(),
@@ -157,6 +165,14 @@ pub(super) fn apply_overrides(
         from.0.push(o);
     }
     Ok(from)
+}
+
+/// The name of herald's driver in a Laravel app's `BROADCAST_CONNECTION`.
+const LARAVEL_DRIVER: &str = "herald";
+
+/// The names of a comma-separated list, trimmed, empty ones left out.
+fn names(raw: &str) -> impl Iterator<Item = &str> {
+    raw.split(',').map(str::trim).filter(|s| !s.is_empty())
 }
 
 /// `raw` as a TOML value of `kind`, or what was expected instead.
@@ -174,11 +190,11 @@ fn read(kind: Kind, raw: &str) -> Result<toml::Value, String> {
                 ));
             }
         },
-        Kind::List => toml::Value::Array(
-            raw.split(',')
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(|s| toml::Value::String(s.to_string()))
+        Kind::List => toml::Value::Array(names(raw).map(toml::Value::from).collect()),
+        Kind::Connections => toml::Value::Array(
+            names(raw)
+                .filter(|n| *n != LARAVEL_DRIVER)
+                .map(toml::Value::from)
                 .collect(),
         ),
         Kind::Count => match text.parse::<i64>() {

@@ -416,3 +416,20 @@ async fn no_view_of_a_config_or_its_errors_shows_a_secret() {
         views[0]
     );
 }
+
+/// A Laravel 11+ app and herald may read one `.env`: the app's `BROADCAST_CONNECTION=herald`
+/// (its own driver) is not a herald connection, so herald keeps its configured default instead
+/// of refusing to start with `unknown broadcast connection "herald"`.
+#[test]
+fn broadcast_connection_herald_from_a_shared_laravel_env_keeps_the_default() {
+    let text = "[broadcasting]\ndefault = [\"redis\", \"log\"]\n";
+    let c = parse(text, &[("BROADCAST_CONNECTION", "herald")]).unwrap();
+    assert_eq!(c.broadcasting.default, ["redis", "log"]);
+    let c = parse(text, &[("BROADCAST_CONNECTION", "herald,log")]).unwrap();
+    assert_eq!(c.broadcasting.default, ["log"]);
+    let c = parse(text, &[("BROADCAST_CONNECTION", "")]).unwrap();
+    assert!(
+        c.broadcasting.default.is_empty(),
+        "an empty list still means none"
+    );
+}
