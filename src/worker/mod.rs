@@ -169,8 +169,6 @@ impl Task {
             // Dropping a BLMOVE in flight is safe: whatever it moved is in our processing list,
             // which shutdown returns to the queue.
             _ = token.cancelled() => return Ok(None),
-            // Same for a pause: the queue's tasks stop waiting at once.
-            _ = self.pause.paused() => return Ok(None),
             r = self.queue.wait(waiter, &self.processing, block) => r?,
         };
         // Process the envelope that woke us at once: asking for more would cost a round trip on

@@ -4,10 +4,11 @@
 //! `ops`), which the maintenance loop refreshes on every promote tick, and the parking of the
 //! queue's tasks while it is set. Does not own: the key (`queue`).
 //!
-//! A paused queue's tasks finish the batch in hand, then wait without reserving; a task blocked
-//! on the empty queue (`BLMOVE`) stops waiting at once. Whatever that wait moved stays in the
-//! task's processing list (registered, so no reaper takes it) and is the first batch after the
-//! pause ends.
+//! A paused queue's tasks finish the batch in hand, then wait without reserving. A task blocked
+//! on the empty queue (`BLMOVE`) finishes that wait first (at most `block_timeout`) and processes
+//! what it brought: dropping the wait would leave the command blocked in Redis, still taking the
+//! next envelope pushed. So once every task parked, nothing is taken until the pause ends, and
+//! the heartbeat says so ([`Pause::all_parked`]).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -55,11 +56,5 @@ impl Pause {
             _ = rx.wait_for(|p| !*p) => {}
         }
         self.parked.fetch_sub(1, Ordering::Relaxed);
-    }
-
-    /// Completes as soon as the queue is paused.
-    pub(crate) async fn paused(&self) {
-        let mut rx = self.paused.subscribe();
-        let _ = rx.wait_for(|p| *p).await;
     }
 }
