@@ -83,7 +83,12 @@ struct QueueParam {
 
 /// What the page needs once: version, queues, the clock, the known reason codes.
 async fn meta(State(s): State<AppState>) -> Answer {
-    let queues: Vec<String> = s.ops.queues().iter().map(|q| q.name().to_string()).collect();
+    let queues: Vec<String> = s
+        .ops
+        .queues()
+        .iter()
+        .map(|q| q.name().to_string())
+        .collect();
     answer(json!({
         "version": env!("CARGO_PKG_VERSION"),
         "now_ms": crate::ops::Ops::now_ms(),

@@ -24,9 +24,18 @@ const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-
 pub(super) fn routes() -> Router<AppState> {
     Router::new()
         .route("/", get(|| async { page(Html(INDEX.to_string())) }))
-        .route("/assets/app.js", get(|h: HeaderMap| async move { asset(&h, APP_JS, "text/javascript; charset=utf-8") }))
-        .route("/assets/app.css", get(|h: HeaderMap| async move { asset(&h, APP_CSS, "text/css; charset=utf-8") }))
-        .route("/assets/icon.svg", get(|h: HeaderMap| async move { asset(&h, ICON, "image/svg+xml") }))
+        .route(
+            "/assets/app.js",
+            get(|h: HeaderMap| async move { asset(&h, APP_JS, "text/javascript; charset=utf-8") }),
+        )
+        .route(
+            "/assets/app.css",
+            get(|h: HeaderMap| async move { asset(&h, APP_CSS, "text/css; charset=utf-8") }),
+        )
+        .route(
+            "/assets/icon.svg",
+            get(|h: HeaderMap| async move { asset(&h, ICON, "image/svg+xml") }),
+        )
 }
 
 /// The login form, with `error` shown above it. Holds no data.
@@ -41,9 +50,18 @@ pub(super) fn login_page(error: Option<&str>) -> Response {
 fn page(html: Html<String>) -> Response {
     let mut r = html.into_response();
     let h = r.headers_mut();
-    h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
-    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CSP),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     r
 }
@@ -77,5 +95,7 @@ fn fnv(s: &str) -> u64 {
 }
 
 fn escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }

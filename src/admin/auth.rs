@@ -132,7 +132,10 @@ pub(crate) async fn guard(
         && let Some(why) = cross_origin(headers)
     {
         tracing::warn!(message = "Refused a cross-origin admin request.", client = %client, path = %req.uri().path(), why = %why);
-        return refuse(StatusCode::FORBIDDEN, &format!("cross-origin request refused: {why}"));
+        return refuse(
+            StatusCode::FORBIDDEN,
+            &format!("cross-origin request refused: {why}"),
+        );
     }
     if let Access::Open = *s.access
         && !loopback_host(headers)
@@ -186,7 +189,8 @@ fn loopback_host(headers: &HeaderMap) -> bool {
         Some(v6) => v6.split(']').next().unwrap_or(""),
         None => host.rsplit_once(':').map_or(host, |(h, _)| h),
     };
-    name.eq_ignore_ascii_case("localhost") || name.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+    name.eq_ignore_ascii_case("localhost")
+        || name.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 /// 401: the login form for a page, JSON for the API; never any data.
@@ -274,7 +278,10 @@ fn cookie<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
 /// Equality of two secrets in time that does not depend on where they differ.
 fn same(a: &str, b: &str) -> bool {
     let (a, b) = (Sha256::digest(a.as_bytes()), Sha256::digest(b.as_bytes()));
-    a.iter().zip(b.iter()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    a.iter()
+        .zip(b.iter())
+        .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+        == 0
 }
 
 #[cfg(test)]
@@ -336,7 +343,9 @@ mod tests {
     #[test]
     fn open_mode_answers_only_to_loopback_names() {
         let ok = |h: &str| loopback_host(&headers(&[("host", h)]));
-        assert!(ok("127.0.0.1:9477") && ok("localhost:9477") && ok("[::1]:9477") && ok("localhost"));
+        assert!(
+            ok("127.0.0.1:9477") && ok("localhost:9477") && ok("[::1]:9477") && ok("localhost")
+        );
         assert!(!ok("evil.example:9477"));
         assert!(!ok("10.0.0.5:9477"));
         assert!(!loopback_host(&HeaderMap::new()));

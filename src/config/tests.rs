@@ -339,7 +339,11 @@ fn a_bad_environment_value_names_the_variable_and_its_key() {
         ("HERALD_METRICS_ADDR", "nowhere", "expected an address"),
         // Set, but only whitespace (a stray newline from a secret file, an empty-looking
         // value): a header could never carry it, and it must not read as "no token".
-        ("HERALD_ADMIN_TOKEN", " \n", "printable ASCII without spaces"),
+        (
+            "HERALD_ADMIN_TOKEN",
+            " \n",
+            "printable ASCII without spaces",
+        ),
         (
             "BROADCAST_CONNECTION",
             "redis,nope",
@@ -396,7 +400,10 @@ async fn no_view_of_a_config_or_its_errors_shows_a_secret() {
     "#;
     let c = parse(text, &[]).unwrap();
     let with_space = parse("[admin]\ntoken = \"adm1n-t0ken \"\n", &[]).unwrap_err();
-    assert!(with_space.to_string().starts_with("admin.token: "), "{with_space}");
+    assert!(
+        with_space.to_string().starts_with("admin.token: "),
+        "{with_space}"
+    );
     let mut views = vec![format!("{c:?}"), format!("{c:#?}"), c.to_masked_toml()];
     let errors = [
         with_space,

@@ -73,8 +73,7 @@ impl Ops {
                 }
                 Some((_, reason)) => CircuitState::HalfOpen { reason },
             };
-            let (minutes, recent) =
-                activity::read(&self.redis, &keys, name, now, minutes).await?;
+            let (minutes, recent) = activity::read(&self.redis, &keys, name, now, minutes).await?;
             out.push(ConnectionStatus {
                 name: name.clone(),
                 endpoint: p.base_url(),

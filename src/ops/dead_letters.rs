@@ -169,7 +169,10 @@ impl QueueOps {
         let mut after = None;
         loop {
             let want = (limit - out.len()).min(MAX_PAGE);
-            let scan = self.queue.failed_scan(filter, after, want, SCAN_BUDGET).await?;
+            let scan = self
+                .queue
+                .failed_scan(filter, after, want, SCAN_BUDGET)
+                .await?;
             out.extend(scan.entries);
             match scan.next {
                 Some(next) if out.len() < limit => after = Some(next),

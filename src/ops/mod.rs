@@ -224,7 +224,11 @@ impl Ops {
 
     /// Applies pending keyspace migrations to every configured queue; the versions applied.
     pub async fn migrate(&self) -> Result<Vec<u32>, OpsError> {
-        let queues: Vec<Queue> = self.queues().into_iter().map(QueueOps::into_queue).collect();
+        let queues: Vec<Queue> = self
+            .queues()
+            .into_iter()
+            .map(QueueOps::into_queue)
+            .collect();
         let global = GlobalKeys::new(&self.config.redis.prefix);
         Ok(migrate::migrate(&queues, &global, &self.config.redis.prefix).await?)
     }

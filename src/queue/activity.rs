@@ -209,7 +209,11 @@ mod tests {
         let m = Minute::from_fields(60_000, fields);
         assert_eq!((m.settled, m.retried, m.dead, m.failed), (5, 1, 0, 2));
         assert_eq!(m.ages["broadcast:redis"][3], 4);
-        assert_eq!(m.ages["listener:a:b"][AGE_BUCKETS.len()], 1, "a name with `:`");
+        assert_eq!(
+            m.ages["listener:a:b"][AGE_BUCKETS.len()],
+            1,
+            "a name with `:`"
+        );
     }
 
     #[test]

@@ -305,7 +305,8 @@ mod tests {
 
     #[test]
     fn pretty_payloads_keep_order_numbers_and_strings_exactly() {
-        let raw = r#"{"z":1,"a":[ ],"n":12345678901234567890123,"s":"a, {b}: \"c\"","o":{"k":[1,{}]}}"#;
+        let raw =
+            r#"{"z":1,"a":[ ],"n":12345678901234567890123,"s":"a, {b}: \"c\"","o":{"k":[1,{}]}}"#;
         let pretty = entry(raw.as_bytes(), &[]).payload_pretty().unwrap();
         assert_eq!(
             pretty,

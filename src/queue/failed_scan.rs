@@ -284,7 +284,13 @@ mod tests {
         assert_eq!(c.to_string(), "1764268800123-3");
         assert_eq!("1764268800123-3".parse::<Cursor>(), Ok(c));
         assert!("soon".parse::<Cursor>().is_err());
-        assert_eq!(Cursor::after(5, Some(c)), Cursor { at_ms: 5, passed: 1 });
+        assert_eq!(
+            Cursor::after(5, Some(c)),
+            Cursor {
+                at_ms: 5,
+                passed: 1
+            }
+        );
         let same = Cursor::after(c.at_ms, Some(c));
         assert_eq!(same.passed, 4);
     }

@@ -117,7 +117,10 @@ impl GlobalKeys {
     /// hash with a TTL: the Pusher requests of every replica on `connection` in minute
     /// `minute` (since the epoch), counted by status (`200`, `503`, `timeout`, `connect`).
     pub(crate) fn pusher_activity(&self, connection: &str, minute: u64) -> String {
-        format!("{}herald:pusher:{connection}:activity:{minute}", self.prefix)
+        format!(
+            "{}herald:pusher:{connection}:activity:{minute}",
+            self.prefix
+        )
     }
 
     /// list with a TTL: the last requests on `connection`, newest first, as `<ms> <status>`.

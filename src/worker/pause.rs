@@ -35,7 +35,8 @@ impl Pause {
 
     /// What the pause key says now.
     pub(crate) fn set(&self, paused: bool) {
-        self.paused.send_if_modified(|p| std::mem::replace(p, paused) != paused);
+        self.paused
+            .send_if_modified(|p| std::mem::replace(p, paused) != paused);
     }
 
     pub(crate) fn is_paused(&self) -> bool {

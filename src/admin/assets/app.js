@@ -47,7 +47,7 @@
     const m = Math.floor(sec / 60);
     if (m < 60) return `${m} min`;
     const hrs = Math.floor(m / 60);
-    if (hrs < 48) return `${hrs} h ${m % 60} min`;
+    if (hrs < 48) return m % 60 ? `${hrs} h ${m % 60} min` : `${hrs} h`;
     return `${Math.floor(hrs / 24)} d`;
   }
   const ago = (ms) => `${dur(Math.max(0, (Date.now() - ms) / 1000))} ago`;
@@ -170,8 +170,8 @@
 
   // ---- Overview ----
   async function overview() {
-    const [q, procs, conns] = await Promise.all([api('/queues'), api('/processes'), api('/connections')]);
-    const acts = await Promise.all(q.queues.map((x) => api(`/activity${qs({ queue: x.queue, minutes: 60 })}`)));
+    const [q, procs, conns, ...acts] = await Promise.all([api('/queues'), api('/processes'), api('/connections'),
+      ...state.meta.queues.map((name) => api(`/activity${qs({ queue: name, minutes: 60 })}`))]);
     const root = h('div', {});
     root.append(h('h1', {}, 'Overview'), attention(q.queues, acts, procs.processes, conns.connections));
     q.queues.forEach((x, i) => root.append(queuePanel(x, acts[i])));
@@ -237,8 +237,8 @@
       const beat = now - p.last_heartbeat_ms;
       return h('tr', {},
         h('td', { class: 'mono wrap' }, p.id, h('span', { class: 'sub' }, `pid ${i.pid || '?'}`)),
-        h('td', {}, i.hostname || '–'),
-        h('td', {}, i.started_at ? when(Number(i.started_at)) : '–'),
+        h('td', { class: 'narrow-hide' }, i.hostname || '–'),
+        h('td', { class: 'narrow-hide' }, i.started_at ? when(Number(i.started_at)) : '–'),
         h('td', {}, h('span', { class: beat > 10000 ? 'num bad' : '' }, `${dur(beat / 1000)} ago`)),
         h('td', { class: 'num' }, num(p.inflight)),
         h('td', { class: 'narrow-hide' }, i.queues || '–', i.paused ? h('span', { class: 'sub' }, `paused: ${i.paused}`) : null),
@@ -249,7 +249,7 @@
       h('h2', { id: 'procs' }, `Live processes (${procs.length})`),
       procs.length ? h('div', { class: 'table-wrap' }, h('table', {},
         h('thead', {}, h('tr', {}, ['Process', 'Host', 'Started', 'Last heartbeat', 'In flight', 'Queues', 'Tasks', 'Version'].map((t, k) =>
-          h('th', { scope: 'col', class: [k === 4 || k === 6 ? 'num' : '', k === 5 || k === 6 ? 'narrow-hide' : ''].join(' ') }, t)))),
+          h('th', { scope: 'col', class: [k === 4 || k === 6 ? 'num' : '', [1, 2, 5, 6].includes(k) ? 'narrow-hide' : ''].join(' ') }, t)))),
         h('tbody', {}, rows))) : h('p', { class: 'muted' }, 'None: no herald process is heartbeating on this Redis.'),
       compact ? null : h('p', { class: 'hint' }, 'A process silent for worker.process_timeout is dead; any replica returns its in-flight envelopes to the queue.'));
   }
@@ -335,13 +335,13 @@
     const shown = page.total === null ? `${page.entries.length} shown${page.next ? ', more older' : ''}` : `${num(page.entries.length)} of ${num(page.total)}`;
     const root = h('div', {},
       h('h1', {}, 'Dead letters', state.meta.queues.length > 1 ? h('span', { class: 'muted' }, ` · ${queue}`) : null),
-      h('section', { class: 'panel' }, form),
+      h('details', { class: 'panel', open: filtered || window.innerWidth > 720 }, h('summary', {}, filtered ? 'Filter (on)' : 'Filter'), form),
       h('section', { class: 'panel', 'aria-label': 'Dead letters, newest first' },
         h('div', { class: 'actions' }, retrySel, forgetSel, selCount, h('span', { class: 'spacer' }), bulk,
           h('button', { type: 'button', class: 'ghost', onclick: () => render() }, 'Refresh')),
         page.entries.length ? h('div', { class: 'table-wrap' }, h('table', {},
           h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, all), ['Failed', 'Event', 'Reason', 'Failed deliveries', 'Attempts'].map((t, k) =>
-            h('th', { scope: 'col', class: k >= 3 ? 'narrow-hide' : '' }, t)))),
+            h('th', { scope: 'col', class: k >= 3 || k === 0 ? 'narrow-hide' : '' }, t)))),
           h('tbody', {}, rows))) : h('p', { class: 'muted' }, filtered ? 'No dead letters match this filter.' : `No dead letters in ${queue}.`),
         h('div', { class: 'pager' }, h('span', { class: 'muted' }, shown), newer, older)));
     sync();
@@ -354,8 +354,9 @@
     const short = e.event ? e.event.split('\\').pop() : '(not decodable)';
     return h('tr', {},
       h('td', {}, box),
-      h('td', { class: 'nowrap' }, when(e.failed_at)),
-      h('td', {}, h('a', { href, title: e.event || 'The bytes are not a valid envelope' }, short), h('span', { class: 'sub mono clip', title: e.id }, e.id)),
+      h('td', { class: 'nowrap narrow-hide' }, when(e.failed_at)),
+      h('td', {}, h('a', { href, title: e.event || 'The bytes are not a valid envelope' }, short),
+        h('span', { class: 'sub mono clip narrow-hide', title: e.id }, e.id), h('span', { class: 'sub narrow-only' }, when(e.failed_at))),
       h('td', {}, h('span', { class: 'badge bad' }, e.code), h('span', { class: 'sub clip', title: e.reason }, e.reason)),
       h('td', { class: 'narrow-hide mono' }, e.deliveries.length ? e.deliveries.map((d) => h('div', {}, d.delivery)) : '–'),
       h('td', { class: 'narrow-hide num' }, num(e.attempts)));
@@ -434,7 +435,7 @@
       h('div', { class: 'charts' },
         chart('Requests per minute', bars('Pusher requests per minute', [{ name: '2xx', values: ok, cls: 'bar' }, { name: 'errors', values: bad, cls: 'bar bad' }], starts),
           [key('', `2xx ${num(ok.reduce((a, b) => a + b, 0))}`), key('bad', `other ${num(bad.reduce((a, b) => a + b, 0))}`)]),
-        h('div', { class: 'panel' }, h('h3', {}, 'Statuses, last hour'), Object.keys(totals).length
+        h('div', { class: 'chart' }, h('h3', {}, 'Statuses, last hour'), Object.keys(totals).length
           ? h('div', { class: 'row' }, Object.entries(totals).sort().map(([k, v]) => h('span', { class: `badge ${statusCls(k)}` }, `${k}: ${num(v)}`)))
           : h('p', { class: 'muted' }, 'No requests.'),
         h('h3', {}, 'Last requests'), c.recent.length
@@ -496,7 +497,10 @@
       live.textContent = state.live ? 'Live' : 'Paused';
       render(true);
     });
-    window.addEventListener('hashchange', () => { render().then(() => main().focus()); });
+    // A new view starts at its top, with the focus on it (screen readers announce it).
+    window.addEventListener('hashchange', () => {
+      render().then(() => { window.scrollTo(0, 0); main().focus({ preventScroll: true }); });
+    });
     render();
   }
   start().catch((err) => main().replaceChildren(h('div', { class: 'alert bad', role: 'alert' }, `Could not start: ${err.message}`)));

@@ -225,7 +225,10 @@ pub async fn dispatch(args: Args) -> Result<i32> {
         Command::Pause { queue } => {
             let q = connect(&config).await?.configured_queue(queue.as_deref())?;
             if q.pause(&Actor::cli()).await? {
-                println!("paused {}; workers stop reserving within a heartbeat", q.name());
+                println!(
+                    "paused {}; workers stop reserving within a heartbeat",
+                    q.name()
+                );
             } else {
                 println!("{} was already paused", q.name());
             }
@@ -308,7 +311,10 @@ async fn failed(q: &QueueOps, action: FailedAction) -> Result<i32> {
             filter,
             json,
         } => {
-            let after = after.map(|a| a.parse::<Cursor>()).transpose().map_err(anyhow::Error::msg)?;
+            let after = after
+                .map(|a| a.parse::<Cursor>())
+                .transpose()
+                .map_err(anyhow::Error::msg)?;
             let filter = filter.filter();
             // --offset skips matches: ask for that many more and drop them.
             let page = q.failed_page(&filter, after, offset + limit).await?;
@@ -347,7 +353,9 @@ async fn failed(q: &QueueOps, action: FailedAction) -> Result<i32> {
             let selection = if all || filter != Filter::default() {
                 Selection::Matching(filter)
             } else if ids.is_empty() {
-                bail!("name dead-letter ids to retry, or --all, or a filter (--reason, --delivery, --event, --since, --until)");
+                bail!(
+                    "name dead-letter ids to retry, or --all, or a filter (--reason, --delivery, --event, --since, --until)"
+                );
             } else {
                 Selection::Ids(ids)
             };
@@ -361,7 +369,9 @@ async fn failed(q: &QueueOps, action: FailedAction) -> Result<i32> {
             let filter = filter.filter();
             let selection = if matching {
                 if filter == Filter::default() {
-                    bail!("--matching needs a filter (to delete every dead letter, use `failed flush`)");
+                    bail!(
+                        "--matching needs a filter (to delete every dead letter, use `failed flush`)"
+                    );
                 }
                 Selection::Matching(filter)
             } else if ids.is_empty() {

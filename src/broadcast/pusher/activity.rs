@@ -64,7 +64,10 @@ impl RequestLog {
     /// Counts one request that ended with `status`.
     pub(crate) fn record(&self, status: &str) {
         let now = clock::now_ms();
-        let mut p = self.pending.lock().expect("never poisoned: no panics inside");
+        let mut p = self
+            .pending
+            .lock()
+            .expect("never poisoned: no panics inside");
         *p.counts
             .entry((minute_of(now), status.to_string()))
             .or_default() += 1;
@@ -158,7 +161,10 @@ mod tests {
         }
         let p = log.pending.lock().unwrap();
         assert_eq!(p.recent.len(), RECENT);
-        assert_eq!(p.recent.last().unwrap().status, format!("{}", 200 + RECENT + 4));
+        assert_eq!(
+            p.recent.last().unwrap().status,
+            format!("{}", 200 + RECENT + 4)
+        );
         let total: u64 = p.counts.values().sum();
         assert_eq!(total, (RECENT + 5) as u64, "counts keep every request");
     }

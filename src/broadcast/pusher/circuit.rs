@@ -257,9 +257,7 @@ pub(crate) async fn read(
 ) -> Result<Option<(u64, String)>, crate::queue::QueueError> {
     let mut get = redis::cmd("GET");
     get.arg(keys.circuit(connection));
-    let value: Option<String> = redis
-        .run(crate::queue::NO_QUEUE, "circuit", &get)
-        .await?;
+    let value: Option<String> = redis.run(crate::queue::NO_QUEUE, "circuit", &get).await?;
     Ok(value.and_then(|v| {
         let until = parse_open_until(&v)?;
         let why = v.split_once(' ').map_or("", |(_, w)| w).to_string();
