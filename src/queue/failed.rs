@@ -9,11 +9,11 @@ use base64::Engine;
 use serde::{Deserialize, Serialize};
 
 use super::{Queue, QueueError, scripts};
+use crate::delivery::DeliveryId;
+use crate::envelope::{Limits, decode};
 
 /// Dead letters read or moved per round trip by the bulk actions.
 const ACTION_CHUNK: usize = 200;
-use crate::delivery::DeliveryId;
-use crate::envelope::{Limits, decode};
 
 /// One dead letter: why, where, and the envelope's bytes.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
