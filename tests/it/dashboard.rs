@@ -312,6 +312,22 @@ async fn dead_letters_page_newest_first_and_filter_like_the_cli() {
     );
     assert!(seen.windows(2).all(|w| w[0].0 >= w[1].0), "newest first");
 
+    // The CLI's --offset counts in the same order.
+    let tail = cli_json(
+        &[
+            "failed", "list", "--json", "--offset", "120", "--limit", "500",
+        ],
+        &redis,
+    );
+    let tail: Vec<&str> = tail
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["id"].as_str().unwrap())
+        .collect();
+    let expected: Vec<&str> = seen[120..].iter().map(|(_, id)| id.as_str()).collect();
+    assert_eq!(tail, expected);
+
     let missing = api
         .json("/api/dead-letters?reason=missing_field&limit=500")
         .await;

@@ -316,9 +316,20 @@ async fn failed(q: &QueueOps, action: FailedAction) -> Result<i32> {
                 .transpose()
                 .map_err(anyhow::Error::msg)?;
             let filter = filter.filter();
-            // --offset skips matches: ask for that many more and drop them.
-            let page = q.failed_page(&filter, after, offset + limit).await?;
-            let entries: Vec<_> = page.entries.iter().skip(offset).collect();
+            // --offset skips matches: read pages until that many more are in, then drop them.
+            let (mut all, mut next, mut after) = (Vec::new(), None, after);
+            while all.len() < offset + limit {
+                let page = q
+                    .failed_page(&filter, after, offset + limit - all.len())
+                    .await?;
+                all.extend(page.entries);
+                next = page.next;
+                match next.as_deref().map(str::parse::<Cursor>) {
+                    Some(Ok(c)) => after = Some(c),
+                    _ => break,
+                }
+            }
+            let entries: Vec<_> = all.iter().skip(offset).take(limit).collect();
             if json {
                 let v: Vec<Value> = entries.iter().map(|(id, e)| entry_json(id, e)).collect();
                 println!("{}", serde_json::to_string_pretty(&v)?);
@@ -335,7 +346,7 @@ async fn failed(q: &QueueOps, action: FailedAction) -> Result<i32> {
                         e.reason
                     );
                 }
-                if let Some(next) = page.next {
+                if let Some(next) = next {
                     eprintln!("more: --after {next}");
                 }
             }
