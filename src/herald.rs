@@ -27,7 +27,7 @@ use crate::listeners::Listener;
 use crate::metrics::Metrics;
 use crate::migrate;
 use crate::queue::{GlobalKeys, Queue, QueueKeys, Redis, reaper};
-use crate::worker::{self, Maintenance, Shared, Table};
+use crate::worker::{self, Maintenance, Pause, Shared, Table};
 
 /// Why herald could not run.
 #[derive(Debug, thiserror::Error)]
@@ -44,8 +44,8 @@ pub enum Error {
     /// The keyspace is at a version this herald cannot use.
     #[error(transparent)]
     Schema(#[from] migrate::SchemaError),
-    /// The metrics address cannot be bound.
-    #[error("cannot serve metrics on {addr}: {source}")]
+    /// The metrics (and dashboard) address cannot be bound.
+    #[error("cannot serve metrics and the dashboard on {addr}: {source}")]
     Bind {
         /// The address.
         addr: SocketAddr,
@@ -130,6 +130,8 @@ struct Built {
     queues: Vec<Queue>,
     shared: Arc<Shared>,
     metrics: Arc<Metrics>,
+    /// Each queue's pause state (same order as `queues`).
+    pauses: Vec<Arc<Pause>>,
 }
 
 impl Built {
@@ -171,6 +173,9 @@ impl Built {
             .map(|q| Queue::new(redis.clone(), QueueKeys::new(prefix, q), failed_cap))
             .collect();
         Ok(Built {
+            pauses: (w.queues.iter())
+                .map(|_| Arc::new(Pause::new(w.concurrency)))
+                .collect(),
             global: GlobalKeys::new(prefix),
             queues,
             shared,
@@ -270,10 +275,13 @@ impl Built {
             promote_interval: w.promote_interval,
             metrics: self.metrics.clone(),
             redis_ok: Arc::new(AtomicBool::new(true)),
+            requests: self.shared.table.request_logs(),
+            pauses: self.pauses.clone(),
         }
     }
 
-    /// `/metrics`, `/healthz`, `/readyz` on `metrics.addr`, unless it is off.
+    /// `/metrics`, `/healthz`, `/readyz`, the dashboard and the admin API on `metrics.addr`,
+    /// unless it is off.
     async fn serve_admin(
         &self,
         health: &Arc<Health>,
@@ -284,6 +292,7 @@ impl Built {
         };
         let served = admin::serve(
             addr,
+            &self.config,
             self.metrics.clone(),
             health.clone(),
             self.redis.clone(),
@@ -344,6 +353,7 @@ impl Running {
             self.built.shared.clone(),
             self.built.queues[q].clone(),
             self.processing[q][t].clone(),
+            self.built.pauses[q].clone(),
             self.stop.clone(),
         ));
         self.slots.insert(handle.id(), (q, t));

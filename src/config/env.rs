@@ -14,6 +14,8 @@ use super::{Config, ConfigError, RedisUrl, invalid};
 enum Kind {
     /// Any text.
     Text,
+    /// Any text, never shown in an error (the setting checks it).
+    Secret,
     /// A Redis URL.
     RedisUrl,
     /// A comma-separated list of names.
@@ -112,7 +114,13 @@ pub const ENV_OVERRIDES: &[EnvOverride] = &[
         "HERALD_METRICS_ADDR",
         "metrics.addr",
         Kind::Addr,
-        "address of /metrics, /healthz, /readyz",
+        "address of /metrics, /healthz, /readyz, the dashboard and the admin API",
+    ),
+    env(
+        "HERALD_ADMIN_TOKEN",
+        "admin.token",
+        Kind::Secret,
+        "bearer token of the dashboard and admin API",
     ),
     env(
         "BROADCAST_CONNECTION",
@@ -180,7 +188,7 @@ fn read(kind: Kind, raw: &str) -> Result<toml::Value, String> {
     let text = raw.trim();
     let got = |expected: &str| format!("expected {expected}, got {raw:?}");
     Ok(match kind {
-        Kind::Text => toml::Value::String(raw.to_string()),
+        Kind::Text | Kind::Secret => toml::Value::String(raw.to_string()),
         Kind::RedisUrl => match RedisUrl::parse(text) {
             Ok(_) => toml::Value::String(text.to_string()),
             Err(_) => {

@@ -8,7 +8,8 @@
 //! own section).
 //!
 //! Files: one per section (`redis`, `worker`, `retry`, `limits`, `failed`, `admin` for
-//! `[metrics]`, `broadcasting` with `pusher`, `listeners`, `events`), each with its own checks;
+//! `[metrics]` and `[admin]`, `broadcasting` with `pusher`, `listeners`, `events`), each with its
+//! own checks;
 //! `env` (`${VAR}` and the overrides), `de` (serde helpers), `secret` (values that never print).
 //!
 //! Order of precedence, lowest first: built-in defaults, the file, `${VAR}` expansion inside the
@@ -35,7 +36,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-pub use admin::MetricsConfig;
+pub use admin::{AdminConfig, MetricsConfig};
 pub use broadcasting::{BroadcastingConfig, ConnectionConfig, RedisConnectionConfig};
 pub use env::{ENV_OVERRIDES, EnvOverride};
 pub use events::EventConfig;
@@ -119,6 +120,8 @@ pub struct Config {
     pub failed: FailedConfig,
     /// `[metrics]`: the operator HTTP endpoint.
     pub metrics: MetricsConfig,
+    /// `[admin]`: the dashboard and admin API on the metrics address.
+    pub admin: AdminConfig,
     /// `[broadcasting]`: broadcast connections.
     pub broadcasting: BroadcastingConfig,
     /// Listeners by name, referenced from `events.*.listeners`.
@@ -173,6 +176,7 @@ impl Config {
         self.worker.check(prefix)?;
         self.retry.check("retry")?;
         self.limits.check()?;
+        self.admin.check()?;
         self.check_connections()?;
         for (name, l) in &self.listeners {
             l.check(name, &self.worker.queues)?;
@@ -217,7 +221,7 @@ impl Config {
     }
 
     /// A setting that routes events to connection `name`, if any.
-    fn used_by(&self, name: &str) -> Option<String> {
+    pub(crate) fn used_by(&self, name: &str) -> Option<String> {
         if self.broadcasting.default.iter().any(|d| d == name) {
             return Some("broadcasting.default".to_string());
         }

@@ -337,6 +337,13 @@ fn a_bad_environment_value_names_the_variable_and_its_key() {
         ),
         ("HERALD_MAX_ATTEMPTS", "-1", "expected a positive integer"),
         ("HERALD_METRICS_ADDR", "nowhere", "expected an address"),
+        // Set, but only whitespace (a stray newline from a secret file, an empty-looking
+        // value): a header could never carry it, and it must not read as "no token".
+        (
+            "HERALD_ADMIN_TOKEN",
+            " \n",
+            "printable ASCII without spaces",
+        ),
         (
             "BROADCAST_CONNECTION",
             "redis,nope",
@@ -363,7 +370,8 @@ fn a_bad_environment_value_names_the_variable_and_its_key() {
 /// `{:?}`, `{:#?}` or `check-config` of a config, nor any error about one, shows a secret.
 #[tokio::test]
 async fn no_view_of_a_config_or_its_errors_shows_a_secret() {
-    const SECRETS: [&str; 5] = [
+    const SECRETS: [&str; 6] = [
+        "adm1n-t0ken",
         "hunter2",
         "pusher-s3cret",
         "hook-s3cret",
@@ -387,10 +395,18 @@ async fn no_view_of_a_config_or_its_errors_shows_a_secret() {
         url = "https://example.test/hook"
         secret = "hook-s3cret"
         headers = { Authorization = "Bearer-t0ken" }
+        [admin]
+        token = "adm1n-t0ken"
     "#;
     let c = parse(text, &[]).unwrap();
+    let with_space = parse("[admin]\ntoken = \"adm1n-t0ken \"\n", &[]).unwrap_err();
+    assert!(
+        with_space.to_string().starts_with("admin.token: "),
+        "{with_space}"
+    );
     let mut views = vec![format!("{c:?}"), format!("{c:#?}"), c.to_masked_toml()];
     let errors = [
+        with_space,
         parse("[redis]\nurl = \"http://u:hunter2@x\"\n", &[]).unwrap_err(),
         parse("", &[("REDIS_URL", "http://u:hunter2@x")]).unwrap_err(),
         parse(

@@ -12,6 +12,9 @@ use super::{Queue, QueueError, scripts};
 use crate::delivery::DeliveryId;
 use crate::envelope::{Limits, decode};
 
+/// Dead letters read or moved per round trip by the bulk actions.
+const ACTION_CHUNK: usize = 200;
+
 /// One dead letter: why, where, and the envelope's bytes.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DeadLetter {
@@ -82,6 +85,18 @@ impl DeadLetter {
         }
     }
 
+    /// The payload indented for reading, when it is JSON: the same text with line breaks and
+    /// indentation added outside strings, so member order, numbers and escapes stay exactly as
+    /// they were (parsing into a map and printing it again would sort the keys and could round
+    /// numbers).
+    pub fn payload_pretty(&self) -> Option<String> {
+        let Payload::Text(text) = &self.payload else {
+            return None;
+        };
+        serde_json::from_str::<serde::de::IgnoredAny>(text).ok()?;
+        Some(indent_json(text))
+    }
+
     pub(crate) fn to_json(&self) -> String {
         serde_json::to_string(self).expect("dead letters serialize")
     }
@@ -110,39 +125,63 @@ impl DeadLetter {
     }
 }
 
-impl Queue {
-    /// Dead letters, newest first: `(id, entry)`.
-    pub(crate) async fn failed_list(
-        &self,
-        offset: usize,
-        limit: usize,
-    ) -> Result<Vec<(String, DeadLetter)>, QueueError> {
-        let mut range = redis::cmd("ZREVRANGE");
-        range
-            .arg(&self.keys.failed_index)
-            .arg(offset)
-            .arg((offset + limit).saturating_sub(1));
-        let ids: Vec<String> = self.run("failed list", &range).await?;
-        if ids.is_empty() {
-            return Ok(Vec::new());
+/// `text` (valid JSON) with two-space indentation; whitespace outside strings is replaced, and
+/// nothing else changes.
+fn indent_json(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() * 2);
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    let newline = |out: &mut String, depth: usize| {
+        out.push('\n');
+        out.extend(std::iter::repeat_n("  ", depth));
+    };
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        if in_string {
+            out.push(c);
+            match (escaped, c) {
+                (true, _) => escaped = false,
+                (false, '\\') => escaped = true,
+                (false, '"') => in_string = false,
+                _ => {}
+            }
+            continue;
         }
-        let mut get = redis::cmd("HMGET");
-        get.arg(&self.keys.failed).arg(&ids);
-        let entries: Vec<Option<String>> = self.run("failed list", &get).await?;
-        Ok(ids
-            .into_iter()
-            .zip(entries)
-            .filter_map(|(id, e)| Some((id, serde_json::from_str(&e?).ok()?)))
-            .collect())
+        match c {
+            '"' => {
+                in_string = true;
+                out.push(c);
+            }
+            '{' | '[' => {
+                out.push(c);
+                let close = if c == '{' { '}' } else { ']' };
+                while chars.peek().is_some_and(|n| n.is_whitespace()) {
+                    chars.next();
+                }
+                if chars.peek() == Some(&close) {
+                    out.push(chars.next().expect("peeked"));
+                } else {
+                    depth += 1;
+                    newline(&mut out, depth);
+                }
+            }
+            '}' | ']' => {
+                depth = depth.saturating_sub(1);
+                newline(&mut out, depth);
+                out.push(c);
+            }
+            ',' => {
+                out.push(c);
+                newline(&mut out, depth);
+            }
+            ':' => out.push_str(": "),
+            c if c.is_whitespace() => {}
+            c => out.push(c),
+        }
     }
+    out
+}
 
-    /// All dead-letter ids, oldest first.
-    pub(crate) async fn failed_ids(&self) -> Result<Vec<String>, QueueError> {
-        let mut cmd = redis::cmd("ZRANGE");
-        cmd.arg(&self.keys.failed_index).arg(0).arg(-1);
-        self.run("failed ids", &cmd).await
-    }
-
+impl Queue {
     /// One dead letter by id.
     pub(crate) async fn failed_get(&self, id: &str) -> Result<Option<DeadLetter>, QueueError> {
         let mut cmd = redis::cmd("HGET");
@@ -151,30 +190,56 @@ impl Queue {
         Ok(raw.and_then(|r| serde_json::from_str(&r).ok()))
     }
 
-    /// Puts a dead letter back on the queue (only what failed) and removes it from the store.
-    /// `false` when it no longer exists.
-    pub(crate) async fn failed_retry(&self, id: &str) -> Result<bool, QueueError> {
-        let Some(entry) = self.failed_get(id).await? else {
-            return Ok(false);
-        };
-        let mut inv = scripts().retry_failed.prepare_invoke();
-        inv.key(&self.keys.failed)
-            .key(&self.keys.failed_index)
-            .key(&self.keys.list)
-            .arg(id)
-            .arg(entry.retry_payload());
-        let pushed: i64 = self.run("failed retry", &inv).await?;
-        Ok(pushed == 1)
+    /// Puts dead letters back on the queue (only what failed of each), oldest first as given,
+    /// and removes them from the store; per id, whether it was there to retry. Reads and moves
+    /// them a chunk at a time; each chunk is one script, so a concurrent retry of the same ids
+    /// pushes each one once.
+    pub(crate) async fn failed_retry(&self, ids: &[String]) -> Result<Vec<bool>, QueueError> {
+        let mut done = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(ACTION_CHUNK) {
+            let mut get = redis::cmd("HMGET");
+            get.arg(&self.keys.failed).arg(chunk);
+            let entries: Vec<Option<String>> = self.run("failed retry", &get).await?;
+            let mut inv = scripts().retry_failed.prepare_invoke();
+            inv.key(&self.keys.failed)
+                .key(&self.keys.failed_index)
+                .key(&self.keys.list);
+            let mut sent = Vec::with_capacity(chunk.len());
+            for (id, entry) in chunk.iter().zip(entries) {
+                let entry = entry.and_then(|e| serde_json::from_str::<DeadLetter>(&e).ok());
+                sent.push(entry.is_some());
+                if let Some(entry) = entry {
+                    inv.arg(id).arg(entry.retry_payload());
+                }
+            }
+            let pushed: Vec<i64> = if sent.iter().any(|s| *s) {
+                self.run("failed retry", &inv).await?
+            } else {
+                Vec::new()
+            };
+            let mut pushed = pushed.into_iter();
+            done.extend(
+                sent.into_iter()
+                    .map(|s| s && pushed.next().is_some_and(|p| p == 1)),
+            );
+        }
+        Ok(done)
     }
 
-    /// Deletes one dead letter. `false` when it did not exist.
-    pub(crate) async fn failed_forget(&self, id: &str) -> Result<bool, QueueError> {
-        let mut pipe = redis::pipe();
-        pipe.atomic()
-            .hdel(&self.keys.failed, id)
-            .zrem(&self.keys.failed_index, id);
-        let (n, _): (i64, i64) = self.run("failed forget", &pipe).await?;
-        Ok(n == 1)
+    /// Deletes dead letters; per id, whether it existed. One transaction per chunk.
+    pub(crate) async fn failed_forget(&self, ids: &[String]) -> Result<Vec<bool>, QueueError> {
+        let mut done = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(ACTION_CHUNK) {
+            let mut pipe = redis::pipe();
+            pipe.atomic();
+            for id in chunk {
+                pipe.hdel(&self.keys.failed, id);
+            }
+            pipe.zrem(&self.keys.failed_index, chunk).ignore();
+            let deleted: Vec<i64> = self.run("failed forget", &pipe).await?;
+            done.extend(deleted.into_iter().map(|n| n == 1));
+        }
+        Ok(done)
     }
 
     /// Deletes every dead letter of this queue; returns how many there were.
@@ -236,6 +301,18 @@ mod tests {
         assert_eq!(out["pending"], serde_json::json!(["listener:x"]));
         assert_eq!(out["data"], serde_json::json!({"a":1}));
         assert_eq!(out["id"], "e1");
+    }
+
+    #[test]
+    fn pretty_payloads_keep_order_numbers_and_strings_exactly() {
+        let raw =
+            r#"{"z":1,"a":[ ],"n":12345678901234567890123,"s":"a, {b}: \"c\"","o":{"k":[1,{}]}}"#;
+        let pretty = entry(raw.as_bytes(), &[]).payload_pretty().unwrap();
+        assert_eq!(
+            pretty,
+            "{\n  \"z\": 1,\n  \"a\": [],\n  \"n\": 12345678901234567890123,\n  \"s\": \"a, {b}: \\\"c\\\"\",\n  \"o\": {\n    \"k\": [\n      1,\n      {}\n    ]\n  }\n}"
+        );
+        assert_eq!(entry(b"not json", &[]).payload_pretty(), None);
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! Every Redis key name herald uses, written once.
 //!
 //! Owns: the mapping from a configured queue (prefix + list key) to its derived keys, and the
-//! global keys (`herald:processes`, `herald:schema`). Does not own: what is stored under them
+//! global keys (`herald:processes`, `herald:schema`, the Pusher circuit and activity). Does not own: what is stored under them
 //! (see `queue`, `failed`, `reaper`).
 //!
 //! Every key of one queue shares the list key's hash slot, so every Lua script and `MULTI` on a
@@ -57,6 +57,18 @@ impl QueueKeys {
         format!("{}:processing:{process}:{task}", self.base)
     }
 
+    /// hash with a TTL: what every replica settled in minute `minute` (since the epoch); see
+    /// `queue::activity`.
+    pub(crate) fn activity(&self, minute: u64) -> String {
+        format!("{}:activity:{minute}", self.base)
+    }
+
+    /// string: set while the queue is paused (who paused it, and when); workers reserve nothing
+    /// from a paused queue.
+    pub(crate) fn paused(&self) -> String {
+        format!("{}:paused", self.base)
+    }
+
     /// The process id inside a processing list key, if `key` is one of this queue's.
     pub(crate) fn process_of<'k>(&self, key: &'k str) -> Option<&'k str> {
         let rest = key.strip_prefix(&self.base)?.strip_prefix(":processing:")?;
@@ -102,6 +114,20 @@ impl GlobalKeys {
         format!("{}herald:pusher:{connection}:sent:", self.prefix)
     }
 
+    /// hash with a TTL: the Pusher requests of every replica on `connection` in minute
+    /// `minute` (since the epoch), counted by status (`200`, `503`, `timeout`, `connect`).
+    pub(crate) fn pusher_activity(&self, connection: &str, minute: u64) -> String {
+        format!(
+            "{}herald:pusher:{connection}:activity:{minute}",
+            self.prefix
+        )
+    }
+
+    /// list with a TTL: the last requests on `connection`, newest first, as `<ms> <status>`.
+    pub(crate) fn pusher_recent(&self, connection: &str) -> String {
+        format!("{}herald:pusher:{connection}:recent", self.prefix)
+    }
+
     /// hash: what a live process reports about itself (host, pid, queues, started), with a TTL.
     pub(crate) fn process_info(&self, process: &str) -> String {
         format!("{}herald:process:{process}", self.prefix)
@@ -142,6 +168,8 @@ mod tests {
             &keys.failed_index,
             &keys.workers,
             &keys.processing("p", 0),
+            &keys.activity(29_404_480),
+            &keys.paused(),
         ] {
             assert_eq!(hash_tag(k), tag, "{k} must hash like {}", keys.list);
         }

@@ -10,7 +10,9 @@
 //! processing list, the delayed set or the dead-letter store. Every move is one Lua script (one
 //! hash slot), never a read-then-write from Rust.
 
+pub(crate) mod activity;
 pub(crate) mod failed;
+mod failed_scan;
 pub(crate) mod keys;
 pub(crate) mod reaper;
 mod redis;
@@ -23,7 +25,10 @@ use ::redis::Script;
 use ::redis::aio::{ConnectionLike, MultiplexedConnection};
 use bytes::Bytes;
 
+pub use activity::Minute;
+pub(crate) use activity::Tally;
 pub use failed::{DeadLetter, FailedDelivery, Payload};
+pub use failed_scan::{Cursor, Filter};
 pub(crate) use keys::{GlobalKeys, QueueKeys};
 pub(crate) use redis::{NO_QUEUE, Redis};
 
@@ -73,6 +78,8 @@ pub(crate) struct Settlement {
     pub(crate) retries: Vec<(u64, Vec<u8>)>,
     /// (id, entry) pairs for the dead-letter store.
     pub(crate) dead: Vec<(String, DeadLetter)>,
+    /// What this batch adds to its queue's activity of the minute.
+    pub(crate) activity: Tally,
 }
 
 /// What a settle did.
@@ -170,8 +177,9 @@ impl Queue {
             .map_err(QueueError::new(&self.keys, "wait"))
     }
 
-    /// Acknowledges the batch in `processing` together with its retries and dead letters, in
-    /// one script. Idempotent: once applied the processing list is gone and a repeat is a no-op.
+    /// Acknowledges the batch in `processing` together with its retries, dead letters and
+    /// activity counts, in one script. Idempotent: once applied the processing list is gone and
+    /// a repeat is a no-op (and counts nothing).
     pub(crate) async fn settle<C: ConnectionLike>(
         &self,
         conn: &mut C,
@@ -184,6 +192,7 @@ impl Queue {
             .key(&self.keys.delayed)
             .key(&self.keys.failed)
             .key(&self.keys.failed_index)
+            .key(self.keys.activity(activity::minute_of(now_ms)))
             .arg(now_ms)
             .arg(self.failed_cap)
             .arg(s.retries.len());
@@ -193,6 +202,14 @@ impl Queue {
         inv.arg(s.dead.len());
         for (id, entry) in &s.dead {
             inv.arg(id).arg(entry.to_json());
+        }
+        inv.arg(s.activity.settled);
+        if s.activity.settled > 0 {
+            let fields = s.activity.fields();
+            inv.arg(activity::TTL.as_millis() as u64).arg(fields.len());
+            for (field, n) in &fields {
+                inv.arg(field).arg(n);
+            }
         }
         let r: i64 = inv
             .invoke_async(conn)
@@ -297,6 +314,51 @@ impl Queue {
             failed: counts[3],
             processing: counts[4..].iter().sum(),
         })
+    }
+
+    /// Reserved envelopes per process id, from the processing lists registered for this queue.
+    pub(crate) async fn held_by_process(
+        &self,
+    ) -> Result<std::collections::BTreeMap<String, u64>, QueueError> {
+        let lists = self.processing_lists().await?;
+        let mut held = std::collections::BTreeMap::new();
+        if lists.is_empty() {
+            return Ok(held);
+        }
+        let mut pipe = ::redis::pipe();
+        for l in &lists {
+            pipe.llen(l);
+        }
+        let counts: Vec<u64> = self.run("processes", &pipe).await?;
+        for (l, n) in lists.iter().zip(counts) {
+            if let Some(p) = self.keys.process_of(l) {
+                *held.entry(p.to_string()).or_default() += n;
+            }
+        }
+        Ok(held)
+    }
+
+    /// Marks the queue paused, recording `by`; `false` when it already was.
+    pub(crate) async fn pause(&self, by: &str) -> Result<bool, QueueError> {
+        let mut cmd = ::redis::cmd("SET");
+        cmd.arg(self.keys.paused()).arg(by).arg("NX");
+        let set: Option<String> = self.run("pause", &cmd).await?;
+        Ok(set.is_some())
+    }
+
+    /// Clears the pause; `false` when the queue was not paused.
+    pub(crate) async fn resume(&self) -> Result<bool, QueueError> {
+        let mut cmd = ::redis::cmd("DEL");
+        cmd.arg(self.keys.paused());
+        let n: u64 = self.run("resume", &cmd).await?;
+        Ok(n == 1)
+    }
+
+    /// Who paused the queue and when, while it is paused.
+    pub(crate) async fn paused_by(&self) -> Result<Option<String>, QueueError> {
+        let mut cmd = ::redis::cmd("GET");
+        cmd.arg(self.keys.paused());
+        self.run("pause", &cmd).await
     }
 
     /// The age of the oldest waiting envelope, from its `created_at`, when it has one.

@@ -49,11 +49,13 @@ pub(crate) fn hostname() -> String {
 }
 
 /// Records that `info` is alive at `now_ms` and (re)registers its processing lists, so a process
-/// that was presumed dead and reaped becomes reapable again.
+/// that was presumed dead and reaped becomes reapable again. `paused` lists the queues whose
+/// tasks all stopped for a pause (comma-separated).
 pub(crate) async fn heartbeat(
     redis: &Redis,
     global: &GlobalKeys,
     info: &ProcessInfo,
+    paused: &str,
     processing: &[(&Queue, Vec<String>)],
     now_ms: u64,
     ttl: Duration,
@@ -71,6 +73,7 @@ pub(crate) async fn heartbeat(
             ("started_at", info.started_at.to_string()),
             ("version", info.version.clone()),
             ("beat", now_ms.to_string()),
+            ("paused", paused.to_string()),
         ],
     )
     .ignore();

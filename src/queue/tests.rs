@@ -111,3 +111,50 @@ async fn r2_returning_a_live_task_list_keeps_it_registered() {
         .unwrap();
     assert_eq!(head, ["e1", "e0"]);
 }
+
+/// The activity counters are written by the settle that applies, in its minute's hash with a
+/// TTL, and a settle that applies nothing (its batch was reclaimed) counts nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn settle_counts_its_batch_in_the_minute_once() {
+    use super::Tally;
+    let redis = RedisServer::start();
+    push(&redis, 3).await;
+    let q = queue(&redis);
+    let p = q.keys.processing("proc", 0);
+    let mut c = q.redis.get().await.unwrap();
+    assert_eq!(q.reserve(&mut c, &p, 3).await.unwrap().len(), 3);
+    let mut s = Settlement {
+        activity: Tally {
+            settled: 3,
+            retried: 1,
+            failed: 1,
+            ..Tally::default()
+        },
+        ..Settlement::default()
+    };
+    s.activity.ages.insert(("broadcast:redis".into(), 2), 2);
+    let now = 1_764_268_800_123;
+    q.settle(&mut c, &p, &s, now).await.unwrap();
+    assert_eq!(
+        q.settle(&mut c, &p, &s, now).await.unwrap(),
+        Settled::Reclaimed,
+        "a repeat applies nothing"
+    );
+    let minutes = q.activity(now, 2).await.unwrap();
+    assert_eq!(minutes.len(), 2);
+    assert_eq!(minutes[0].settled, 0, "the minute before is empty");
+    let m = &minutes[1];
+    assert_eq!(m.start_ms, now / 60_000 * 60_000);
+    assert_eq!((m.settled, m.retried, m.dead, m.failed), (3, 1, 0, 1));
+    assert_eq!(m.ages["broadcast:redis"][2], 2);
+    let mut raw = redis.conn().await;
+    let ttl: i64 = ::redis::cmd("PTTL")
+        .arg(q.keys.activity(now / 60_000))
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    assert!(
+        ttl > 0 && ttl <= super::activity::TTL.as_millis() as i64,
+        "{ttl}"
+    );
+}

@@ -1,5 +1,6 @@
-//! The maintenance loop of a process: heartbeats, the reaper, promotion of due retries, and
-//! the depth gauges, each on its own interval.
+//! The maintenance loop of a process: heartbeats, the reaper, promotion of due retries and the
+//! pause state, the depth gauges and the flush of Pusher request counts, each on its own
+//! interval.
 //!
 //! Owns: when each of those runs and what is logged and counted when one fails. Does not own:
 //! what they do in Redis (`queue::reaper`, `Queue::promote`, `Queue::stats`).
@@ -10,9 +11,11 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
+use crate::broadcast::pusher::activity::RequestLog;
 use crate::clock;
 use crate::metrics::Metrics;
 use crate::queue::{GlobalKeys, Queue, QueueError, reaper};
+use crate::worker::Pause;
 
 /// Everything the maintenance loop needs.
 pub(crate) struct Maintenance {
@@ -27,6 +30,10 @@ pub(crate) struct Maintenance {
     pub metrics: Arc<Metrics>,
     /// Set after each heartbeat attempt: whether Redis answered.
     pub redis_ok: Arc<AtomicBool>,
+    /// Pusher request counts, added to the fleet-wide ones on every heartbeat.
+    pub requests: Vec<Arc<RequestLog>>,
+    /// Each queue's pause state (same order as `queues`), refreshed on every promote tick.
+    pub pauses: Vec<Arc<Pause>>,
 }
 
 impl Maintenance {
@@ -37,10 +44,17 @@ impl Maintenance {
             .iter()
             .zip(self.processing.iter().cloned())
             .collect();
+        // The queues whose every task stopped for a pause: `herald stats` and the dashboard show
+        // when a pause has taken hold.
+        let paused: Vec<&str> = (self.queues.iter().zip(&self.pauses))
+            .filter(|(_, p)| p.all_parked())
+            .map(|(q, _)| q.keys.name.as_str())
+            .collect();
         let r = reaper::heartbeat(
             &self.queues[0].redis,
             &self.global,
             &self.info,
+            &paused.join(","),
             &lists,
             clock::now_ms(),
             self.process_timeout * 2,
@@ -59,7 +73,10 @@ impl Maintenance {
         promote.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
-                _ = token.cancelled() => return,
+                _ = token.cancelled() => {
+                    self.flush_requests().await;
+                    return;
+                }
                 _ = beat.tick() => self.beat().await,
                 _ = promote.tick() => self.promote().await,
             }
@@ -111,10 +128,27 @@ impl Maintenance {
         if let Ok(live) = reaper::count_live(redis, &self.global, self.process_timeout, now).await {
             self.metrics.set_live_processes(live);
         }
+        self.flush_requests().await;
+    }
+
+    async fn flush_requests(&self) {
+        for log in &self.requests {
+            if let Err(e) = log.flush(&self.queues[0].redis, &self.global).await {
+                self.metrics.redis_error("pusher activity");
+                tracing::debug!(message = "Could not add Pusher request counts.", error = %e);
+            }
+        }
     }
 
     async fn promote(&self) {
-        for q in &self.queues {
+        for (q, pause) in self.queues.iter().zip(&self.pauses) {
+            match q.paused_by().await {
+                Ok(by) => pause.set(by.is_some()),
+                Err(e) => {
+                    self.metrics.redis_error("pause");
+                    tracing::debug!(message = "Could not read the pause state.", queue = %q.keys.name, error = %e.source);
+                }
+            }
             loop {
                 match q.promote(clock::now_ms(), 1000).await {
                     Ok(1000) => continue,

@@ -22,6 +22,7 @@
 //! its processing list to the queue.
 
 mod maintenance;
+mod pause;
 mod process;
 mod table;
 
@@ -38,6 +39,7 @@ use crate::queue::{Queue, QueueError, Settled, Settlement};
 use crate::registry::Registry;
 
 pub(crate) use maintenance::Maintenance;
+pub(crate) use pause::Pause;
 pub(crate) use process::process;
 pub(crate) use table::Table;
 
@@ -64,17 +66,20 @@ fn reconnect_backoff() -> impl Iterator<Item = Duration> {
 }
 
 /// Runs one worker task on `queue`, owning the processing list `processing`, until `token` is
-/// cancelled. Redis errors are logged, counted and retried after a backoff; they never end it.
+/// cancelled; while `pause` says the queue is paused, it waits instead. Redis errors are logged,
+/// counted and retried after a backoff; they never end it.
 pub(crate) async fn run_task(
     shared: Arc<Shared>,
     queue: Queue,
     processing: String,
+    pause: Arc<Pause>,
     token: CancellationToken,
 ) {
     let mut task = Task {
         shared,
         queue,
         processing,
+        pause,
         pooled: None,
         blocking: None,
     };
@@ -84,6 +89,10 @@ pub(crate) async fn run_task(
     }
     let mut backoff = reconnect_backoff();
     while !token.is_cancelled() {
+        if task.pause.is_paused() {
+            task.pause.park(&token).await;
+            continue;
+        }
         match task.round(&token).await {
             Ok(()) => backoff = reconnect_backoff(),
             Err(e) => {
@@ -104,6 +113,7 @@ struct Task {
     shared: Arc<Shared>,
     queue: Queue,
     processing: String,
+    pause: Arc<Pause>,
     pooled: Option<deadpool_redis::Connection>,
     blocking: Option<redis::aio::MultiplexedConnection>,
 }

@@ -16,8 +16,7 @@ use crate::clock::{self, Clock};
 use crate::delivery::{DeliveryError, DeliveryId, DeliveryResult};
 use crate::envelope::{self, Envelope};
 use crate::listeners::{self, Event};
-use crate::metrics::DeliveryMetrics;
-use crate::queue::{DeadLetter, Settlement};
+use crate::queue::{DeadLetter, Settlement, activity};
 use crate::registry::{ConnectionIx, Plan};
 use crate::settle::{self, Decision};
 
@@ -35,12 +34,19 @@ struct Routed {
 pub(crate) async fn process(shared: &Shared, queue: &str, batch: Vec<Bytes>) -> Settlement {
     let mut settlement = Settlement::default();
     let mut routed = route(shared, queue, batch, &mut settlement);
-    deliver(shared, queue, &mut routed).await;
+    let ages = deliver(shared, queue, &mut routed).await;
     // Decided on a clock read after the deliveries: a `Retry-After` counts from when the
     // answer came, not from when the batch started.
     let clock = Clock::now();
     for r in routed {
         decide(shared, queue, r, clock, &mut settlement);
+    }
+    let tally = &mut settlement.activity;
+    for ((ix, bucket), n) in ages.0 {
+        *tally
+            .ages
+            .entry((shared.table.id(ix).to_string(), bucket))
+            .or_default() += n;
     }
     settlement
 }
@@ -88,24 +94,42 @@ fn route(
     routed
 }
 
+/// Successful deliveries per (delivery, age bucket), for the activity counters. A batch has a
+/// few distinct pairs (its deliveries × the buckets its ages span), so a list searched from the
+/// end (the pair of the previous outcome is the likeliest) beats hashing every outcome.
+#[derive(Default)]
+struct Ages(Vec<((DeliveryIx, usize), u64)>);
+
+impl Ages {
+    fn add(&mut self, key: (DeliveryIx, usize)) {
+        match self.0.iter_mut().rev().find(|(k, _)| *k == key) {
+            Some((_, n)) => *n += 1,
+            None => self.0.push((key, 1)),
+        }
+    }
+}
+
 /// Runs every listener call and one send per broadcast connection, all concurrently, and
 /// records each outcome on its envelope.
-async fn deliver(shared: &Shared, queue: &str, routed: &mut [Routed]) {
+async fn deliver(shared: &Shared, queue: &str, routed: &mut [Routed]) -> Ages {
     let listened = join_all(listener_calls(shared, queue, routed));
     let broadcast = join_all(broadcasts(shared, routed));
     let (listened, broadcast) = futures::join!(listened, broadcast);
+    let mut ages = Ages::default();
+    let now = clock::now_secs();
     for (i, ix, result, took) in listened {
         let ix = DeliveryIx::Listener(ix);
-        observe(shared.table.metrics(ix), &routed[i], &result, took);
+        observe(shared, ix, &routed[i], &result, took, now, &mut ages);
         routed[i].results.push((ix, result));
     }
     for (c, members, results, took) in broadcast {
         let ix = DeliveryIx::Connection(c);
         for (i, result) in members.into_iter().zip(results) {
-            observe(shared.table.metrics(ix), &routed[i], &result, took);
+            observe(shared, ix, &routed[i], &result, took, now, &mut ages);
             routed[i].results.push((ix, result));
         }
     }
+    ages
 }
 
 /// One future per (envelope, listener): (envelope index, listener, outcome, time taken).
@@ -180,10 +204,22 @@ fn message(r: &Routed) -> Message<'_> {
     }
 }
 
-fn observe(m: &DeliveryMetrics, r: &Routed, result: &DeliveryResult, took: Duration) {
+/// Counts one outcome: its time, and for a success the event's age (`now` − created).
+fn observe(
+    shared: &Shared,
+    ix: DeliveryIx,
+    r: &Routed,
+    result: &DeliveryResult,
+    took: Duration,
+    now: f64,
+    ages: &mut Ages,
+) {
+    let m = shared.table.metrics(ix);
     m.took(took.as_secs_f64());
     if result.is_ok() {
-        m.ok(clock::now_secs() - r.env.created_at.unwrap_or(r.seen));
+        let age = (now - r.env.created_at.unwrap_or(r.seen)).max(0.0);
+        m.ok(age);
+        ages.add((ix, activity::age_bucket(age)));
     }
 }
 
@@ -197,6 +233,9 @@ fn decide(shared: &Shared, queue: &str, r: Routed, clock: Clock, settlement: &mu
     let d = settle::decide(queue, &r.env, &results, &r.plan.retry, clock);
     for ((ix, result), (id, _)) in r.results.iter().zip(&results) {
         if let Err(e) = result {
+            if !matches!(e, DeliveryError::Deferred { .. }) {
+                settlement.activity.failed += 1;
+            }
             let retry = d.retry.as_ref().filter(|retry| retry.pending.contains(id));
             shared.table.metrics(*ix).failed(retry.is_some());
             if let Some(retry) = retry {
@@ -249,6 +288,8 @@ fn reject(
     );
     shared.metrics.dead_lettered(&dead.code);
     shared.metrics.processed(queue, None);
+    settlement.activity.settled += 1;
+    settlement.activity.dead += 1;
     settlement.dead.push((id, dead));
 }
 
@@ -265,7 +306,9 @@ fn record(
     shared
         .metrics
         .processed(queue, plan.known.then_some(env.event.as_str()));
+    settlement.activity.settled += 1;
     if let Some(r) = d.retry {
+        settlement.activity.retried += 1;
         settlement.retries.push((r.due_ms, r.payload));
     }
     if let Some((id, dead)) = d.dead {
@@ -280,6 +323,7 @@ fn record(
             reason = %dead.reason,
         );
         shared.metrics.dead_lettered(&dead.code);
+        settlement.activity.dead += 1;
         settlement.dead.push((id, dead));
     }
 }

@@ -8,6 +8,7 @@
 
 use std::sync::Arc;
 
+use crate::broadcast::pusher::activity::RequestLog;
 use crate::broadcast::{self, Broadcaster, BuildError};
 use crate::config::{Config, ConfigError};
 use crate::delivery::DeliveryId;
@@ -27,7 +28,7 @@ pub(crate) struct Slot<T: ?Sized> {
 }
 
 /// A delivery of the table, of either kind.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub(crate) enum DeliveryIx {
     Listener(ListenerIx),
     Connection(ConnectionIx),
@@ -87,6 +88,16 @@ impl Table {
             .iter()
             .enumerate()
             .map(|(i, s)| (ConnectionIx(i), s))
+    }
+
+    /// The request counts of every Pusher connection, for the maintenance loop to flush.
+    pub(crate) fn request_logs(&self) -> Vec<Arc<RequestLog>> {
+        (self.connections.iter())
+            .filter_map(|s| match s.target.as_ref() {
+                Broadcaster::Pusher(p) => Some(p.requests()),
+                _ => None,
+            })
+            .collect()
     }
 
     pub(crate) fn id(&self, ix: DeliveryIx) -> &DeliveryId {

@@ -10,6 +10,12 @@ mod bench;
 mod broadcast;
 /// The command line: enqueue, stats, failed, migrate, check-config.
 mod cli;
+/// The admin API behind the dashboard: numbers, actions, pages, who may call it.
+mod dashboard;
+/// Who may use the dashboard: the token, loopback, same origin.
+mod dashboard_access;
+/// The dashboard in a real Chromium (playwright-core from the npm peers).
+mod dashboard_browser;
 /// The Laravel driver (clients/laravel) with a real Laravel app, laravel-echo-server, soketi,
 /// Laravel Echo; the README's Python and Node producers.
 mod laravel;

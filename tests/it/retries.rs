@@ -104,7 +104,14 @@ async fn exhausted_retries_are_dead_lettered_and_failed_retry_reruns_only_what_f
     assert_eq!(sub.rest().await.len(), 1);
 
     // The hook now answers 200: retrying the dead letter runs the webhook once more, and only it.
-    assert!(q.failed_retry("o2").await.unwrap());
+    let retried = q
+        .retry(
+            &herald::ops::Actor::cli(),
+            &herald::ops::Selection::Ids(vec!["o2".into()]),
+        )
+        .await
+        .unwrap();
+    assert_eq!(retried.done, ["o2"]);
     hook.wait_for(4).await;
     settled(&q).await;
     assert!(q.failed_get("o2").await.unwrap().is_none());

@@ -1,4 +1,5 @@
-//! Command-line interface: `run`, `enqueue`, `stats`, `failed …`, `migrate`, `check-config`.
+//! Command-line interface: `run`, `enqueue`, `stats`, `failed …`, `pause`, `resume`, `migrate`,
+//! `check-config`.
 //!
 //! Owns: argument parsing and what each command prints. Does not own: any queue logic; every
 //! command calls the library (`Herald::run`, or an action of `herald::ops`).
@@ -11,7 +12,7 @@ use serde_json::{Value, json};
 
 use herald::Herald;
 use herald::config::{self, Config};
-use herald::ops::{Ops, QueueOps};
+use herald::ops::{Actor, Cursor, Filter, Ops, QueueOps, Selection};
 
 #[derive(Parser)]
 #[command(
@@ -61,6 +62,18 @@ enum Command {
         #[arg(long, global = true)]
         queue: Option<String>,
     },
+    /// Stop every replica from reserving from a queue (in-flight batches finish).
+    Pause {
+        /// Queue list key (default: the first configured queue).
+        #[arg(long)]
+        queue: Option<String>,
+    },
+    /// Let workers reserve from a paused queue again.
+    Resume {
+        /// Queue list key (default: the first configured queue).
+        #[arg(long)]
+        queue: Option<String>,
+    },
     /// Apply pending keyspace migrations.
     Migrate,
     /// Measure throughput, latency and memory on the W1 workload against REDIS_URL.
@@ -76,12 +89,17 @@ enum Command {
 
 #[derive(Subcommand)]
 enum FailedAction {
-    /// Newest first.
+    /// Newest first; the filters narrow it.
     List {
         #[arg(long, default_value_t = 20)]
         limit: usize,
         #[arg(long, default_value_t = 0)]
         offset: usize,
+        /// Start after this cursor (a previous `--json` page's `next`).
+        #[arg(long, conflicts_with = "offset")]
+        after: Option<String>,
+        #[command(flatten)]
+        filter: FilterArgs,
         #[arg(long)]
         json: bool,
     },
@@ -90,16 +108,67 @@ enum FailedAction {
     /// Put dead letters back on their queue; only the deliveries that failed run again.
     Retry {
         ids: Vec<String>,
+        /// Every dead letter (that the filters match).
         #[arg(long, conflicts_with = "ids")]
         all: bool,
+        #[command(flatten)]
+        filter: FilterArgs,
     },
     /// Delete dead letters.
     Forget {
-        #[arg(required = true)]
         ids: Vec<String>,
+        /// Every dead letter that the filters match (at least one filter is required).
+        #[arg(long, conflicts_with = "ids")]
+        matching: bool,
+        #[command(flatten)]
+        filter: FilterArgs,
     },
     /// Delete every dead letter of the queue.
     Flush,
+}
+
+/// Which dead letters: every flag given must match.
+#[derive(clap::Args, Default)]
+struct FilterArgs {
+    /// Their code (`retries_exhausted`, `http_4xx`, `invalid_json`, …).
+    #[arg(long)]
+    reason: Option<String>,
+    /// A failed delivery (`broadcast:pusher`, `listener:audit`, or the name alone).
+    #[arg(long)]
+    delivery: Option<String>,
+    /// Text the event name contains (any case).
+    #[arg(long)]
+    event: Option<String>,
+    /// Failed since: a duration ago (`90m`, `2h`) or a time (`2026-11-01T03:00:00Z`).
+    #[arg(long, value_parser = parse_time)]
+    since: Option<u64>,
+    /// Failed until: a duration ago or a time.
+    #[arg(long, value_parser = parse_time)]
+    until: Option<u64>,
+}
+
+impl FilterArgs {
+    fn filter(self) -> Filter {
+        Filter {
+            reason: self.reason,
+            delivery: self.delivery,
+            event: self.event,
+            since_ms: self.since,
+            until_ms: self.until,
+        }
+    }
+}
+
+/// `2h` (that long ago) or an RFC 3339 time, as ms since the epoch.
+fn parse_time(s: &str) -> Result<u64, String> {
+    if let Ok(ago) = humantime::parse_duration(s) {
+        return Ok(Ops::now_ms().saturating_sub(ago.as_millis() as u64));
+    }
+    humantime::parse_rfc3339_weak(s)
+        .map_err(|_| format!("{s:?} is neither a duration (2h) nor a time (2026-11-01T03:00:00Z)"))?
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .map_err(|_| format!("{s:?} is before 1970"))
 }
 
 fn load_config(path: Option<&Path>) -> Result<Config> {
@@ -153,6 +222,27 @@ pub async fn dispatch(args: Args) -> Result<i32> {
             Ok(0)
         }
         Command::Stats { json } => stats(&connect(&config).await?, json).await,
+        Command::Pause { queue } => {
+            let q = connect(&config).await?.configured_queue(queue.as_deref())?;
+            if q.pause(&Actor::cli()).await? {
+                println!(
+                    "paused {}; workers stop reserving within a heartbeat",
+                    q.name()
+                );
+            } else {
+                println!("{} was already paused", q.name());
+            }
+            Ok(0)
+        }
+        Command::Resume { queue } => {
+            let q = connect(&config).await?.configured_queue(queue.as_deref())?;
+            if q.resume(&Actor::cli()).await? {
+                println!("resumed {}", q.name());
+            } else {
+                println!("{} was not paused", q.name());
+            }
+            Ok(0)
+        }
         Command::Failed { action, queue } => {
             failed(&connect(&config).await?.queue(queue.as_deref()), action).await
         }
@@ -179,36 +269,37 @@ pub async fn dispatch(args: Args) -> Result<i32> {
 
 async fn stats(ops: &Ops, json: bool) -> Result<i32> {
     let stats = ops.stats().await?;
-    let procs = ops.processes().await?;
     if json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&json!({"queues": stats, "processes": procs}))?
-        );
+        println!("{}", serde_json::to_string_pretty(&stats)?);
         return Ok(0);
     }
     println!(
         "{:<32} {:>10} {:>10} {:>10} {:>10}",
         "QUEUE", "WAITING", "PROCESSING", "DELAYED", "FAILED"
     );
-    for s in &stats {
+    for s in &stats.queues {
         println!(
             "{:<32} {:>10} {:>10} {:>10} {:>10}",
             s.queue, s.waiting, s.processing, s.delayed, s.failed
         );
     }
-    println!("\n{} live process(es)", procs.len());
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64);
-    for p in &procs {
+    println!("\n{} live process(es)", stats.processes.len());
+    let now = Ops::now_ms();
+    for p in &stats.processes {
         println!(
-            "  {}  last heartbeat {} ms ago",
+            "  {}  last heartbeat {} ms ago, {} in flight",
             p.id,
-            now.saturating_sub(p.last_heartbeat_ms)
+            now.saturating_sub(p.last_heartbeat_ms),
+            p.inflight
         );
     }
     Ok(0)
+}
+
+fn entry_json(id: &str, e: &herald::ops::DeadLetter) -> Value {
+    let mut v = serde_json::to_value(e).expect("dead letters serialize");
+    v["id"] = json!(id);
+    v
 }
 
 async fn failed(q: &QueueOps, action: FailedAction) -> Result<i32> {
@@ -216,18 +307,31 @@ async fn failed(q: &QueueOps, action: FailedAction) -> Result<i32> {
         FailedAction::List {
             limit,
             offset,
+            after,
+            filter,
             json,
         } => {
-            let entries = q.failed_list(offset, limit).await?;
+            let after = after
+                .map(|a| a.parse::<Cursor>())
+                .transpose()
+                .map_err(anyhow::Error::msg)?;
+            let filter = filter.filter();
+            // --offset skips matches: read pages until that many more are in, then drop them.
+            let (mut all, mut next, mut after) = (Vec::new(), None, after);
+            while all.len() < offset + limit {
+                let page = q
+                    .failed_page(&filter, after, offset + limit - all.len())
+                    .await?;
+                all.extend(page.entries);
+                next = page.next;
+                match next.as_deref().map(str::parse::<Cursor>) {
+                    Some(Ok(c)) => after = Some(c),
+                    _ => break,
+                }
+            }
+            let entries: Vec<_> = all.iter().skip(offset).take(limit).collect();
             if json {
-                let v: Vec<Value> = entries
-                    .iter()
-                    .map(|(id, e)| {
-                        let mut v = serde_json::to_value(e).expect("dead letters serialize");
-                        v["id"] = json!(id);
-                        v
-                    })
-                    .collect();
+                let v: Vec<Value> = entries.iter().map(|(id, e)| entry_json(id, e)).collect();
                 println!("{}", serde_json::to_string_pretty(&v)?);
             } else if entries.is_empty() {
                 println!("no dead letters in {}", q.name());
@@ -242,50 +346,67 @@ async fn failed(q: &QueueOps, action: FailedAction) -> Result<i32> {
                         e.reason
                     );
                 }
+                if let Some(next) = next {
+                    eprintln!("more: --after {next}");
+                }
             }
             Ok(0)
         }
         FailedAction::Show { id } => match q.failed_get(&id).await? {
             Some(e) => {
-                let mut v = serde_json::to_value(&e)?;
-                v["id"] = json!(id);
-                println!("{}", serde_json::to_string_pretty(&v)?);
+                println!("{}", serde_json::to_string_pretty(&entry_json(&id, &e))?);
                 Ok(0)
             }
             None => bail!("no dead letter {id:?} in {}", q.name()),
         },
-        FailedAction::Retry { ids, all } => {
-            let ids = if all { q.failed_ids().await? } else { ids };
-            if ids.is_empty() {
-                bail!("name dead-letter ids to retry, or --all");
-            }
-            let mut missing = 0;
-            for id in &ids {
-                if q.failed_retry(id).await? {
-                    println!("retried {id}");
-                } else {
-                    eprintln!("no dead letter {id:?}");
-                    missing += 1;
-                }
-            }
-            Ok(if missing > 0 { 1 } else { 0 })
+        FailedAction::Retry { ids, all, filter } => {
+            let filter = filter.filter();
+            let selection = if all || filter != Filter::default() {
+                Selection::Matching(filter)
+            } else if ids.is_empty() {
+                bail!(
+                    "name dead-letter ids to retry, or --all, or a filter (--reason, --delivery, --event, --since, --until)"
+                );
+            } else {
+                Selection::Ids(ids)
+            };
+            report(q.retry(&Actor::cli(), &selection).await?, "retried")
         }
-        FailedAction::Forget { ids } => {
-            let mut missing = 0;
-            for id in &ids {
-                if q.failed_forget(id).await? {
-                    println!("forgot {id}");
-                } else {
-                    eprintln!("no dead letter {id:?}");
-                    missing += 1;
+        FailedAction::Forget {
+            ids,
+            matching,
+            filter,
+        } => {
+            let filter = filter.filter();
+            let selection = if matching {
+                if filter == Filter::default() {
+                    bail!(
+                        "--matching needs a filter (to delete every dead letter, use `failed flush`)"
+                    );
                 }
-            }
-            Ok(if missing > 0 { 1 } else { 0 })
+                Selection::Matching(filter)
+            } else if ids.is_empty() {
+                bail!("name dead-letter ids to forget, or --matching with a filter");
+            } else {
+                Selection::Ids(ids)
+            };
+            report(q.forget(&Actor::cli(), &selection).await?, "forgot")
         }
         FailedAction::Flush => {
-            let n = q.failed_flush().await?;
+            let n = q.flush(&Actor::cli()).await?;
             println!("flushed {n} dead letter(s) from {}", q.name());
             Ok(0)
         }
     }
+}
+
+/// Prints what a retry or forget did; exit code 1 when some named id was not there.
+fn report(done: herald::ops::Done, verb: &str) -> Result<i32> {
+    for id in &done.done {
+        println!("{verb} {id}");
+    }
+    for id in &done.missing {
+        eprintln!("no dead letter {id:?}");
+    }
+    Ok(if done.missing.is_empty() { 0 } else { 1 })
 }

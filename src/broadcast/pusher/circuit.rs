@@ -248,6 +248,23 @@ impl Circuit {
     }
 }
 
+/// What the shared state of `connection`'s circuit says, for the dashboard: `None` when closed,
+/// else the `open_until` time (ms; past it, the circuit is half-open) and why it opened.
+pub(crate) async fn read(
+    redis: &Redis,
+    keys: &GlobalKeys,
+    connection: &str,
+) -> Result<Option<(u64, String)>, crate::queue::QueueError> {
+    let mut get = redis::cmd("GET");
+    get.arg(keys.circuit(connection));
+    let value: Option<String> = redis.run(crate::queue::NO_QUEUE, "circuit", &get).await?;
+    Ok(value.and_then(|v| {
+        let until = parse_open_until(&v)?;
+        let why = v.split_once(' ').map_or("", |(_, w)| w).to_string();
+        Some((until, why))
+    }))
+}
+
 /// The `open_until` milliseconds at the start of the key's value.
 fn parse_open_until(value: &str) -> Option<u64> {
     value.split(' ').next()?.parse().ok()

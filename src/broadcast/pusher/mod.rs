@@ -21,9 +21,11 @@
 //! Does not own: retry scheduling (`settle`), routing (`registry`), or the other sinks of the
 //! same event: a failed Pusher delivery is retried alone.
 //!
-//! Per request herald counts `herald_pusher_requests_total{connection,status}` and keeps
-//! `herald_circuit_open{connection}` current.
+//! Per request herald counts `herald_pusher_requests_total{connection,status}` and the
+//! dashboard's fleet-wide counts ([`activity`]), and keeps `herald_circuit_open{connection}`
+//! current.
 
+pub(crate) mod activity;
 pub(crate) mod batch;
 pub(crate) mod circuit;
 pub(crate) mod crypto;
@@ -36,6 +38,7 @@ use std::time::Duration;
 use futures::future::{BoxFuture, join_all};
 use tokio::sync::Semaphore;
 
+use self::activity::RequestLog;
 use self::batch::{Settings, Unit};
 use self::circuit::{Admit, Circuit};
 use self::crypto::MasterKey;
@@ -70,6 +73,8 @@ pub(crate) struct PusherBroadcaster {
     circuit: Circuit,
     progress: Progress,
     metrics: Arc<Metrics>,
+    /// Requests by status for the dashboard, flushed to Redis by the maintenance loop.
+    requests: Arc<RequestLog>,
 }
 
 impl PusherBroadcaster {
@@ -132,7 +137,13 @@ impl PusherBroadcaster {
             circuit,
             progress: Progress::new(redis, &keys, name),
             metrics: metrics.clone(),
+            requests: Arc::new(RequestLog::new(name)),
         })
+    }
+
+    /// This connection's request counts, for the maintenance loop to flush.
+    pub(crate) fn requests(&self) -> Arc<RequestLog> {
+        self.requests.clone()
     }
 
     /// Broadcasts a batch; one outcome per message, in order.
@@ -338,6 +349,7 @@ impl PusherBroadcaster {
             ),
         };
         self.metrics.pusher_request(&self.name, &label);
+        self.requests.record(&label);
         if let Err(e) = &result {
             let ids: Vec<&str> = req.iter().take(5).map(|&u| units[u].id).collect();
             tracing::warn!(

@@ -1,9 +1,12 @@
 -- settle: acknowledge one reserved batch, atomically with its retries and dead letters.
 -- KEYS[1] processing list holding the batch
 -- KEYS[2] delayed zset       KEYS[3] failed hash       KEYS[4] failed index zset
+-- KEYS[5] activity hash of the current minute (queue/activity.rs)
 -- ARGV[1] now (ms)           ARGV[2] cap on dead letters kept (0 = no cap)
 -- ARGV[3] R, then R pairs:   due (ms), envelope to retry
 -- then    D, then D pairs:   dead-letter id, dead-letter entry (JSON)
+-- then    S, envelopes settled (0: count nothing, and nothing follows)
+-- then    the activity hash's TTL (ms), F, then F pairs: field, increment
 -- Returns the number of dead letters evicted by the cap, or -1 when the processing list is
 -- gone: a reaper already returned the batch to the queue (this process was presumed dead), so
 -- the batch will be redelivered and nothing here may be applied twice.
@@ -45,6 +48,18 @@ if d > 0 and cap > 0 then
     redis.call('HDEL', KEYS[3], unpack(old))
     redis.call('ZREMRANGEBYRANK', KEYS[4], 0, over - 1)
     evicted = over
+  end
+end
+local settled = tonumber(ARGV[i]); i = i + 1
+if settled > 0 then
+  -- The minute's first settle creates the hash and is the one to give it its TTL.
+  if redis.call('HINCRBY', KEYS[5], 'settled', settled) == settled then
+    redis.call('PEXPIRE', KEYS[5], ARGV[i])
+  end
+  local f = tonumber(ARGV[i + 1]); i = i + 2
+  for _ = 1, f do
+    redis.call('HINCRBY', KEYS[5], ARGV[i], ARGV[i + 1])
+    i = i + 2
   end
 end
 redis.call('DEL', KEYS[1])

@@ -6,7 +6,11 @@
 //!   real binary (for `kill -9` and SIGTERM).
 //! - [`subscriber::Subscriber`]: a real `PSUBSCRIBE` client.
 //! - [`peers`]: soketi and pusher-js from the npm registry, for the Pusher end-to-end tests.
+//! - [`admin::Admin`]: the dashboard's HTTP API as curl uses it; [`browser::Browser`]: Debian's
+//!   Chromium driven by playwright-core, for the dashboard.
 
+pub mod admin;
+pub mod browser;
 pub mod herald;
 pub mod keys;
 pub mod peers;

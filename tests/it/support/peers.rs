@@ -1,5 +1,6 @@
 //! Node test peers from the npm registry: soketi (a real Pusher-protocol server) and pusher-js
-//! (the browser client's Node build), for the Pusher end-to-end tests.
+//! (the browser client's Node build), for the Pusher end-to-end tests; playwright-core, which
+//! drives Debian's Chromium for the dashboard's browser tests (`support::browser`).
 //!
 //! [`installed`] copies `tests/peers/` to `target/tmp/peers/` and runs `npm install` there once
 //! (about 30–45 s cold, nothing when `package.json` is unchanged), then applies the soketi
@@ -252,6 +253,23 @@ impl NodeScript {
 
     pub fn stderr(&self) -> String {
         std::fs::read_to_string(&self.stderr).unwrap_or_default()
+    }
+
+    /// Writes one line to its stdin (for scripts that take commands).
+    pub async fn send(&mut self, line: &str) {
+        use tokio::io::AsyncWriteExt;
+        let stdin = self.child.stdin.as_mut().expect("stdin is piped");
+        let written = async {
+            stdin.write_all(line.as_bytes()).await?;
+            stdin.write_all(b"\n").await?;
+            stdin.flush().await
+        };
+        if let Err(e) = written.await {
+            panic!(
+                "the node script stopped reading ({e}); stderr:\n{}",
+                self.stderr()
+            );
+        }
     }
 
     /// Closes its stdin (the scripts exit on that) and waits for it.

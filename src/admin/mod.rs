@@ -1,8 +1,14 @@
-//! The operator HTTP endpoint on `metrics.addr`: `/metrics`, `/healthz`, `/readyz`.
+//! The operator HTTP server on `metrics.addr`: `/metrics`, `/healthz`, `/readyz` (always open,
+//! for Prometheus and the kubelet), and the dashboard (`/`) with its JSON admin API (`/api/…`).
 //!
-//! Owns: serving those three paths (everything else is 404) and the health state they read.
-//! Does not own: the metrics themselves (`metrics`). No admin actions here: it is meant to be
-//! reachable by Prometheus and the kubelet only.
+//! Owns: the routes, the health state the probes read, and starting and stopping the server.
+//! Files: `auth` (who may use the dashboard and API, the login form, the cross-origin rule),
+//! `api` (the JSON admin API, every action through `ops`), `assets` (the page, embedded in the
+//! binary). Does not own: the metrics (`metrics`) or any operator action (`ops`).
+
+mod api;
+mod assets;
+mod auth;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -16,8 +22,12 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use tokio_util::sync::CancellationToken;
 
+use crate::config::Config;
 use crate::metrics::Metrics;
+use crate::ops::Ops;
 use crate::queue::Redis;
+
+pub(crate) use self::auth::Access;
 
 /// What the probes look at.
 pub(crate) struct Health {
@@ -49,17 +59,21 @@ impl Health {
     }
 }
 
+/// Everything the handlers share.
 #[derive(Clone)]
 struct AppState {
     metrics: Arc<Metrics>,
     health: Arc<Health>,
     redis: Redis,
+    ops: Arc<Ops>,
+    access: Arc<Access>,
 }
 
 /// Binds `addr` (port 0 picks a free one) and serves until `token` is cancelled. Returns the
 /// bound address.
 pub(crate) async fn serve(
     addr: SocketAddr,
+    config: &Config,
     metrics: Arc<Metrics>,
     health: Arc<Health>,
     redis: Redis,
@@ -67,24 +81,40 @@ pub(crate) async fn serve(
 ) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let bound = listener.local_addr()?;
+    let access = Arc::new(Access::for_address(bound, &config.admin.token));
+    access.announce(bound);
+    let state = AppState {
+        ops: Arc::new(Ops::with_redis(redis.clone(), config)),
+        metrics,
+        health,
+        redis,
+        access,
+    };
     let app = Router::new()
         .route("/metrics", get(metrics_handler))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
-        .with_state(AppState {
-            metrics,
-            health,
-            redis,
-        });
+        .merge(dashboard(state.clone()))
+        .with_state(state);
     let handle = tokio::spawn(async move {
+        let app = app.into_make_service_with_connect_info::<SocketAddr>();
         let server = axum::serve(listener, app).with_graceful_shutdown(async move {
             token.cancelled().await;
         });
         if let Err(e) = server.await {
-            tracing::error!(message = "Metrics server failed.", error = %e);
+            tracing::error!(message = "Admin server failed.", error = %e);
         }
     });
     Ok((bound, handle))
+}
+
+/// The page, its assets, the login form and the API, behind the access rules.
+fn dashboard(state: AppState) -> Router<AppState> {
+    Router::new()
+        .merge(assets::routes())
+        .merge(auth::routes())
+        .nest("/api", api::routes())
+        .layer(axum::middleware::from_fn_with_state(state, auth::guard))
 }
 
 async fn metrics_handler(State(s): State<AppState>) -> impl IntoResponse {
