@@ -168,7 +168,9 @@ impl Soketi {
     async fn wait_ready(&mut self) {
         let client = reqwest::Client::new();
         let url = format!("http://127.0.0.1:{}/", self.port);
-        let deadline = Instant::now() + Duration::from_secs(30);
+        // The test guard, not a shorter bound: Node starting soketi on a loaded 2-core machine
+        // has taken over 30 s.
+        let deadline = Instant::now() + super::GUARD;
         while Instant::now() < deadline {
             if let Ok(Some(status)) = self.child.try_wait() {
                 panic!("soketi exited ({status}) while starting:\n{}", self.log());
@@ -181,7 +183,8 @@ impl Soketi {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         panic!(
-            "soketi did not answer on {url} within 30 s:\n{}",
+            "soketi did not answer on {url} within {:?}:\n{}",
+            super::GUARD,
             self.log()
         );
     }
