@@ -13,10 +13,7 @@ use tracing_subscriber::EnvFilter;
 fn main() {
     let args = cli::Args::parse();
     init_logging();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match runtime().and_then(|mut b| b.build().map_err(|e| e.to_string())) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -33,6 +30,29 @@ fn main() {
     // Do not wait for stray blocking tasks (a pending stdin read, a slow DNS lookup).
     runtime.shutdown_timeout(std::time::Duration::from_secs(1));
     std::process::exit(code);
+}
+
+/// One thread by default: herald's work is short steps between Redis round trips, and on a
+/// current-thread runtime a worker's wake-up never crosses threads (W1: about 15 % less herald
+/// CPU per event than the multi-thread runtime on the same machine). Scale out with processes;
+/// `HERALD_THREADS=N` (N > 1) runs a multi-thread runtime with N worker threads instead.
+fn runtime() -> Result<tokio::runtime::Builder, String> {
+    let threads = match std::env::var("HERALD_THREADS") {
+        Err(_) => 1,
+        Ok(v) => match v.trim().parse::<usize>() {
+            Ok(n) if n > 0 => n,
+            _ => return Err(format!("HERALD_THREADS: expected a positive integer, got {v:?}")),
+        },
+    };
+    let mut builder = if threads > 1 {
+        let mut b = tokio::runtime::Builder::new_multi_thread();
+        b.worker_threads(threads);
+        b
+    } else {
+        tokio::runtime::Builder::new_current_thread()
+    };
+    builder.enable_all();
+    Ok(builder)
 }
 
 /// `RUST_LOG` filters (default `info`); `HERALD_LOG_FORMAT=json|pretty`, json when stderr is not
