@@ -1,10 +1,11 @@
-//! Filling the queue and counting what arrives: the W1 preload, and the subscriber that counts
-//! messages and collects latency stamps.
+//! Filling the queue and taking what arrives: the W1 preload, and the subscriber that checks
+//! every message's channel and bytes against what Laravel would publish (or, with
+//! `--subscriber count`, only counts), and collects latency stamps.
 
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use herald_testkit::w1::{find_u64, w1_envelope};
+use herald_testkit::w1::{find_u64, w1_channel, w1_envelope, w1_message};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::BenchError;
@@ -25,18 +26,37 @@ pub(super) fn bar(progress: bool, len: u64, msg: &'static str) -> ProgressBar {
     b
 }
 
-/// Counts messages on `PSUBSCRIBE orders.*` and records (sent, received) stamps of stamped ones.
-/// Counting happens in the task that reads the connection, with no per-message hand-off: the
+/// What the subscriber does with each message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum Check {
+    /// Compare channel and bytes with Laravel's message for that order, as a real consumer
+    /// that reads every message would pay for.
+    Verify,
+    /// Only count messages (the cheapest subscriber; for comparison).
+    Count,
+}
+
+/// What the subscriber hands over once it has the messages it was asked for.
+type Batch = (Instant, Vec<(u64, u64)>, Option<String>);
+
+/// Takes messages on `PSUBSCRIBE orders.*` and records (sent, received) stamps of stamped ones.
+/// Checking happens in the task that reads the connection, with no per-message hand-off: the
 /// subscriber shares the machine with herald and Redis, and every cycle it spends is one they
 /// do not get.
 pub(super) struct Counter {
-    rx: tokio::sync::mpsc::UnboundedReceiver<(Instant, Vec<(u64, u64)>)>,
+    rx: tokio::sync::mpsc::UnboundedReceiver<Batch>,
     want: std::sync::Arc<std::sync::atomic::AtomicUsize>,
     seen: std::sync::Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl Counter {
-    pub(super) async fn start(client: &redis::Client) -> Result<Counter, BenchError> {
+    /// Subscribes; `pad` is the W1 envelopes' size, which the expected messages depend on.
+    pub(super) async fn start(
+        client: &redis::Client,
+        check: Check,
+        pad: usize,
+    ) -> Result<Counter, BenchError> {
         use std::sync::atomic::{AtomicUsize, Ordering};
         let mut pubsub = client.get_async_pubsub().await?;
         pubsub.psubscribe("orders.*").await?;
@@ -47,21 +67,25 @@ impl Counter {
         tokio::spawn(async move {
             let mut stream = pubsub.into_on_message();
             let mut stamps = Vec::new();
+            let mut wrong = None;
             let mut count = 0usize;
             while let Some(msg) = stream.next().await {
                 count += 1;
-                if let Some(sent) = find_u64(msg.get_payload_bytes(), b"\"sent_us\":") {
+                let payload = msg.get_payload_bytes();
+                let sent = find_u64(payload, b"\"sent_us\":");
+                if let Some(sent) = sent {
                     stamps.push((sent, now_us()));
+                }
+                if check == Check::Verify && wrong.is_none() {
+                    wrong = verify(msg.get_channel_name(), payload, pad, sent);
                 }
                 if count.is_multiple_of(256) {
                     n.store(count, Ordering::Relaxed);
                 }
                 if count >= w.load(Ordering::Relaxed) {
                     n.store(count, Ordering::Relaxed);
-                    if tx
-                        .send((Instant::now(), std::mem::take(&mut stamps)))
-                        .is_err()
-                    {
+                    let batch = (Instant::now(), std::mem::take(&mut stamps), wrong.take());
+                    if tx.send(batch).is_err() {
                         break;
                     }
                     count = 0;
@@ -89,7 +113,11 @@ impl Counter {
             tokio::select! {
                 got = self.rx.recv() => {
                     progress.finish_and_clear();
-                    return got.ok_or_else(|| BenchError::Failed("the subscriber connection closed".into()));
+                    return match got {
+                        None => Err(BenchError::Failed("the subscriber connection closed".into())),
+                        Some((_, _, Some(wrong))) => Err(BenchError::Failed(wrong)),
+                        Some((last, stamps, None)) => Ok((last, stamps)),
+                    };
                 }
                 _ = tick.tick() => {
                     progress.set_position(self.seen.load(Ordering::Relaxed) as u64);
@@ -103,6 +131,28 @@ impl Counter {
             }
         }
     }
+}
+
+/// Why a message is not what Laravel would publish for its order, if it is not.
+fn verify(channel: &str, payload: &[u8], pad: usize, sent: Option<u64>) -> Option<String> {
+    let Some(k) = find_u64(payload, b"\"order_id\":") else {
+        return Some(format!("a message without an order_id on {channel}: {}", lossy(payload)));
+    };
+    if channel != w1_channel(k) {
+        return Some(format!("order {k} arrived on {channel}, not {}", w1_channel(k)));
+    }
+    let expected = w1_message(k, pad, sent);
+    (payload != expected).then(|| {
+        format!(
+            "order {k}'s message differs from Laravel's:\n  got      {}\n  expected {}",
+            lossy(payload),
+            lossy(&expected)
+        )
+    })
+}
+
+fn lossy(b: &[u8]) -> std::borrow::Cow<'_, str> {
+    String::from_utf8_lossy(b)
 }
 
 /// Pushes `n` W1 envelopes onto `queue` in pipelined `LPUSH`es; returns the envelope size.
@@ -134,4 +184,23 @@ pub(super) async fn preload(
     }
     progress.finish_and_clear();
     Ok(size)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_verifier_accepts_laravels_message_and_nothing_else() {
+        let good = w1_message(42, 330, Some(7));
+        assert_eq!(verify("orders.42", &good, 330, Some(7)), None);
+        let wrong_channel = verify("orders.43", &good, 330, Some(7)).unwrap();
+        assert!(wrong_channel.contains("not orders.42"), "{wrong_channel}");
+        // herald's old bug: no socket in data.
+        let text = String::from_utf8(good).unwrap();
+        let without_socket = text.replacen(r#","socket":null}"#, "}", 1);
+        let why = verify("orders.42", without_socket.as_bytes(), 330, Some(7)).unwrap();
+        assert!(why.contains("differs from Laravel's"), "{why}");
+        assert!(verify("orders.42", b"{}", 330, None).is_some());
+    }
 }

@@ -32,6 +32,7 @@ use herald_testkit::w1::w1_envelope;
 use indicatif::ProgressBar;
 
 use self::child::Child;
+pub(crate) use self::counter::Check;
 use self::counter::{Counter, bar, preload};
 use self::measure::{command_calls, now_us, process_cpu, redis_cpu};
 pub(crate) use self::report::Report;
@@ -58,12 +59,20 @@ pub(crate) struct Args {
     /// Envelope size in bytes (W1 is ~330).
     #[arg(long, default_value_t = 330)]
     payload_bytes: usize,
+    /// What the subscriber does with each message: `verify` checks its channel and every byte
+    /// against Laravel's message, as a real consumer reads it; `count` only counts.
+    #[arg(long, value_enum, default_value = "verify")]
+    subscriber: Check,
     /// Also run W1 through the Pusher broadcaster against a local fake Pusher server.
     #[arg(long)]
     pusher: bool,
     /// Print the report as JSON.
     #[arg(long)]
     json: bool,
+    /// The herald binary to measure (default: this one), for before/after comparisons with the
+    /// same bench.
+    #[arg(long)]
+    exe: Option<PathBuf>,
 }
 
 impl Args {
@@ -77,9 +86,13 @@ impl Args {
             concurrency: self.concurrency.unwrap_or(config.worker.concurrency),
             batch_size: self.batch_size.unwrap_or(config.worker.batch_size),
             payload_bytes: self.payload_bytes,
+            subscriber: self.subscriber,
             pusher: self.pusher,
-            exe: std::env::current_exe()
-                .map_err(|e| anyhow::anyhow!("locating the herald binary: {e}"))?,
+            exe: match self.exe {
+                Some(exe) => exe,
+                None => std::env::current_exe()
+                    .map_err(|e| anyhow::anyhow!("locating the herald binary: {e}"))?,
+            },
             progress: !self.json && std::io::IsTerminal::is_terminal(&std::io::stderr()),
         };
         let report = run(&options).await?;
@@ -106,6 +119,8 @@ pub(crate) struct Options {
     pub(crate) batch_size: usize,
     /// Target envelope size in bytes (W1 is ~330; larger pads `data.note`).
     pub(crate) payload_bytes: usize,
+    /// What the subscriber does with each message.
+    pub(crate) subscriber: Check,
     /// Also run W1 with the Pusher broadcaster against a local Pusher-compatible endpoint.
     pub(crate) pusher: bool,
     /// The herald binary to run (normally the current executable).
@@ -168,6 +183,8 @@ pub(crate) async fn run(o: &Options) -> Result<Report, BenchError> {
         latency_max_ms: lat.last().copied().unwrap_or(0.0),
         peak_rss_mb: w1.peak_rss_mb,
         idle_rss_mb: idle_rss,
+        subscriber: o.subscriber,
+        cpu_us_per_event: w1.cpu.per_event(o.events),
         cpu_seconds: w1.cpu,
         pusher,
     })
@@ -206,7 +223,7 @@ async fn throughput(
     let queue = format!("herald:bench:{tag}:w1");
     let preloading = bar(o.progress, o.events as u64, "preloading");
     let envelope_bytes = preload(conn, &queue, o.events, o.payload_bytes, &preloading).await?;
-    let mut counter = Counter::start(client).await?;
+    let mut counter = Counter::start(client, o.subscriber, o.payload_bytes).await?;
     let before = command_calls(conn).await?;
     let redis_cpu_before = redis_cpu(conn).await?;
     let bench_cpu_before = process_cpu("self");
@@ -246,7 +263,7 @@ async fn latency(
     tag: &str,
 ) -> Result<(f64, Vec<f64>), BenchError> {
     let queue = format!("herald:bench:{tag}:latency");
-    let mut counter = Counter::start(client).await?;
+    let mut counter = Counter::start(client, o.subscriber, o.payload_bytes).await?;
     let child = Child::start(o, &queue, "\"redis\"", "").await?;
     // Ready when one warm-up envelope went through.
     let _: () = redis::cmd("LPUSH")

@@ -26,8 +26,12 @@ pub(crate) struct Report {
     pub(crate) latency_max_ms: f64,
     pub(crate) peak_rss_mb: f64,
     pub(crate) idle_rss_mb: f64,
+    /// What the subscriber did with each message (`verify`: every byte checked).
+    pub(crate) subscriber: super::Check,
     /// CPU seconds spent during the W1 run, per party: what limits throughput.
     pub(crate) cpu_seconds: CpuSeconds,
+    /// The same, per event, in microseconds.
+    pub(crate) cpu_us_per_event: CpuPerEvent,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) pusher: Option<PusherReport>,
 }
@@ -37,10 +41,30 @@ pub(crate) struct Report {
 pub(crate) struct CpuSeconds {
     pub(crate) herald: f64,
     pub(crate) redis: f64,
-    /// This process: the subscriber that counts messages (preloading happens before).
+    /// This process: the subscriber that checks or counts messages (preloading happens before).
     pub(crate) subscriber: f64,
     /// Wall-clock seconds of the run, times the cores: the budget all three shared.
     pub(crate) available: f64,
+}
+
+/// CPU microseconds per W1 event, per party.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct CpuPerEvent {
+    pub(crate) herald: f64,
+    pub(crate) redis: f64,
+    pub(crate) subscriber: f64,
+}
+
+impl CpuSeconds {
+    /// Per event, in microseconds.
+    pub(crate) fn per_event(&self, events: usize) -> CpuPerEvent {
+        let us = |s: f64| s * 1e6 / events.max(1) as f64;
+        CpuPerEvent {
+            herald: us(self.herald),
+            redis: us(self.redis),
+            subscriber: us(self.subscriber),
+        }
+    }
 }
 
 /// The `--pusher` run.
@@ -115,6 +139,20 @@ impl Report {
             format!(
                 "herald {:.2} s, redis {:.2} s, subscriber {:.2} s, of {:.2} s available",
                 c.herald, c.redis, c.subscriber, c.available
+            ),
+        );
+        let u = &self.cpu_us_per_event;
+        line(
+            "CPU per event",
+            format!(
+                "herald {:.2} µs, redis {:.2} µs, subscriber {:.2} µs ({} subscriber)",
+                u.herald,
+                u.redis,
+                u.subscriber,
+                match self.subscriber {
+                    super::Check::Verify => "verifying",
+                    super::Check::Count => "counting",
+                }
             ),
         );
         line("peak RSS (W1)", format!("{:.1} MB", self.peak_rss_mb));
