@@ -5,8 +5,8 @@
 //! as production, not a fast path), the subscriber that counts what arrives, the Redis ceiling
 //! beside it (`redis-benchmark -P 64` on `PUBLISH` with one pattern subscriber, or a pipelined
 //! loop when the binary is absent), Redis commands per event from `INFO commandstats`, latency
-//! percentiles at a fixed rate, and peak/idle RSS of the herald process. Does not own: any
-//! herald behaviour; it only observes.
+//! percentiles at a fixed rate, peak/idle RSS of the herald process, its idle CPU and how fast
+//! it wakes for an idle queue's event. Does not own: any herald behaviour; it only observes.
 //!
 //! W1: N envelopes of ~330 bytes preloaded on a private queue key; herald with the `redis`
 //! broadcaster consumes them; a `PSUBSCRIBE orders.*` client counts messages. Throughput is
@@ -141,7 +141,7 @@ pub(crate) enum BenchError {
 
 type Conn = redis::aio::MultiplexedConnection;
 
-/// Runs W1 (throughput, commands per event, peak RSS), the latency run (and idle RSS), the
+/// Runs W1 (throughput, commands per event, peak RSS), the latency run (and idle figures), the
 /// Redis ceiling, and optionally the Pusher run.
 pub(crate) async fn run(o: &Options) -> Result<Report, BenchError> {
     let client = redis::Client::open(o.redis_url.as_str())?;
@@ -153,7 +153,7 @@ pub(crate) async fn run(o: &Options) -> Result<Report, BenchError> {
     // Ceiling first, on a quiet server.
     let (ceiling_rate, ceiling_method) = ceiling::ceiling(&client, &mut conn, &sample).await?;
     let w1 = throughput(o, &client, &mut conn, &tag).await?;
-    let (idle_rss, lat) = latency(o, &client, &mut conn, &tag).await?;
+    let (idle, lat) = latency(o, &client, &mut conn, &tag).await?;
     let pusher = if o.pusher {
         Some(pusher::run(o, &mut conn, &tag).await?)
     } else {
@@ -182,7 +182,10 @@ pub(crate) async fn run(o: &Options) -> Result<Report, BenchError> {
         latency_p999_ms: percentile(&lat, 99.9),
         latency_max_ms: lat.last().copied().unwrap_or(0.0),
         peak_rss_mb: w1.peak_rss_mb,
-        idle_rss_mb: idle_rss,
+        idle_rss_mb: idle.rss_mb,
+        idle_cpu_percent: idle.cpu_percent,
+        idle_wake_p50_ms: percentile(&idle.wake_ms, 50.0),
+        idle_wake_max_ms: idle.wake_ms.last().copied().unwrap_or(0.0),
         subscriber: o.subscriber,
         cpu_us_per_event: w1.cpu.per_event(o.events),
         cpu_seconds: w1.cpu,
@@ -254,14 +257,14 @@ async fn throughput(
     })
 }
 
-/// Latency at a fixed rate, on a fresh process (its idle RSS measured first): (idle RSS MB,
-/// sorted latencies in ms).
+/// Latency at a fixed rate, on a fresh process (its idle figures measured first): (idle
+/// figures, sorted latencies in ms).
 async fn latency(
     o: &Options,
     client: &redis::Client,
     conn: &mut Conn,
     tag: &str,
-) -> Result<(f64, Vec<f64>), BenchError> {
+) -> Result<(Idle, Vec<f64>), BenchError> {
     let queue = format!("herald:bench:{tag}:latency");
     let mut counter = Counter::start(client, o.subscriber, o.payload_bytes).await?;
     let child = Child::start(o, &queue, "\"redis\"", "").await?;
@@ -274,8 +277,7 @@ async fn latency(
     counter
         .take(1, Duration::from_secs(30), &ProgressBar::hidden())
         .await?;
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let (idle_rss, _) = child.rss_mb();
+    let idle = idle(o, &mut counter, conn, &queue, &child).await?;
     let total = (o.rate as f64 * o.duration.as_secs_f64()) as usize;
     let producer = tokio::spawn(produce(conn.clone(), queue, o.rate, o.payload_bytes, total));
     let progress = bar(o.progress, total as u64, "latency");
@@ -289,7 +291,50 @@ async fn latency(
         .map(|(sent, recv)| recv.saturating_sub(*sent) as f64 / 1000.0)
         .collect();
     lat.sort_by(f64::total_cmp);
-    Ok((idle_rss, lat))
+    Ok((idle, lat))
+}
+
+/// An idle herald: RSS, CPU over [`IDLE_WINDOW`], and how long single envelopes pushed onto
+/// its idle queue take to reach the subscriber.
+struct Idle {
+    rss_mb: f64,
+    cpu_percent: f64,
+    wake_ms: Vec<f64>,
+}
+
+const IDLE_WINDOW: Duration = Duration::from_secs(10);
+const WAKES: usize = 10;
+
+async fn idle(
+    o: &Options,
+    counter: &mut Counter,
+    conn: &mut Conn,
+    queue: &str,
+    child: &Child,
+) -> Result<Idle, BenchError> {
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (rss_mb, _) = child.rss_mb();
+    let pid = child.pid().map_or_else(|| "0".to_string(), |p| p.to_string());
+    let before = process_cpu(&pid);
+    tokio::time::sleep(IDLE_WINDOW).await;
+    let cpu_percent = (process_cpu(&pid) - before) / IDLE_WINDOW.as_secs_f64() * 100.0;
+    let mut wake_ms = Vec::with_capacity(WAKES);
+    for i in 0..WAKES {
+        // Each envelope finds the queue idle: the worker is parked in its blocking pop.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let e = w1_envelope(i as u64, o.payload_bytes, Some(now_us()));
+        let _: () = redis::cmd("LPUSH").arg(queue).arg(e).query_async(conn).await?;
+        let (_, stamps) = counter
+            .take(1, Duration::from_secs(30), &ProgressBar::hidden())
+            .await?;
+        wake_ms.extend(stamps.iter().map(|(s, r)| r.saturating_sub(*s) as f64 / 1000.0));
+    }
+    wake_ms.sort_by(f64::total_cmp);
+    Ok(Idle {
+        rss_mb,
+        cpu_percent,
+        wake_ms,
+    })
 }
 
 /// Pushes `total` stamped envelopes at `rate` per second, one `LPUSH` each.

@@ -26,6 +26,11 @@ pub(crate) struct Report {
     pub(crate) latency_max_ms: f64,
     pub(crate) peak_rss_mb: f64,
     pub(crate) idle_rss_mb: f64,
+    /// CPU of an idle herald, in percent of one core.
+    pub(crate) idle_cpu_percent: f64,
+    /// Push → subscriber for single envelopes onto an idle queue.
+    pub(crate) idle_wake_p50_ms: f64,
+    pub(crate) idle_wake_max_ms: f64,
     /// What the subscriber did with each message (`verify`: every byte checked).
     pub(crate) subscriber: super::Check,
     /// CPU seconds spent during the W1 run, per party: what limits throughput.
@@ -157,6 +162,13 @@ impl Report {
         );
         line("peak RSS (W1)", format!("{:.1} MB", self.peak_rss_mb));
         line("idle RSS", format!("{:.1} MB", self.idle_rss_mb));
+        line(
+            "idle",
+            format!(
+                "{:.2} % of a core; an idle queue's event arrives in p50 {:.3} ms, max {:.3} ms",
+                self.idle_cpu_percent, self.idle_wake_p50_ms, self.idle_wake_max_ms
+            ),
+        );
         if let Some(p) = &self.pusher {
             line(
                 "pusher throughput",
