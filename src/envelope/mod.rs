@@ -264,7 +264,7 @@ pub fn decode(raw: Bytes, limits: &Limits) -> Result<Envelope, Rejection> {
         ));
     }
 
-    let channels: Vec<String> = field(m.channels, "channels")?.unwrap_or_default();
+    let channels = strings(m.channels, "channels")?.unwrap_or_default();
     for c in &channels {
         validate_channel(c, limits.max_channel_name)?;
     }
@@ -295,7 +295,11 @@ pub fn decode(raw: Bytes, limits: &Limits) -> Result<Envelope, Rejection> {
         max_attempts,
         attempts,
         pending,
-        created_at: field(m.created_at, "created_at")?,
+        created_at: match m.created_at.map(|r| r.get().parse::<f64>()) {
+            // A JSON number is also Rust float syntax; `null` and the rest go to serde.
+            Some(Ok(t)) => Some(t),
+            _ => field(m.created_at, "created_at")?,
+        },
         final_payload,
         id_assigned,
         raw,
@@ -361,6 +365,8 @@ fn field<T: for<'a> Deserialize<'a>>(
 /// A JSON string member as text, without serde for the common cases: a `RawValue` is valid
 /// JSON, so between its quotes are only characters and escapes; the one-character escapes are
 /// undone here (`App\\Events\\…` has them in every Laravel event name), `\u` goes to serde.
+/// Byte loops, not `str::find`: these strings are short, and a searcher's set-up costs more
+/// than the scan.
 fn string(raw: Option<&RawValue>, name: &'static str) -> Result<Option<String>, Rejection> {
     let Some(text) = raw.map(RawValue::get) else {
         return Ok(None);
@@ -368,26 +374,83 @@ fn string(raw: Option<&RawValue>, name: &'static str) -> Result<Option<String>, 
     let Some(inner) = text.strip_prefix('"').and_then(|t| t.strip_suffix('"')) else {
         return field(raw, name);
     };
-    let mut out = String::with_capacity(inner.len());
-    let mut rest = inner;
-    while let Some(at) = rest.find('\\') {
-        out.push_str(&rest[..at]);
-        let unescaped = match rest.as_bytes().get(at + 1) {
-            Some(b'\\') => '\\',
-            Some(b'"') => '"',
-            Some(b'/') => '/',
-            Some(b'b') => '\u{8}',
-            Some(b'f') => '\u{c}',
-            Some(b'n') => '\n',
-            Some(b'r') => '\r',
-            Some(b't') => '\t',
-            _ => return field(raw, name),
-        };
-        out.push(unescaped);
-        rest = &rest[at + 2..];
+    let b = inner.as_bytes();
+    if !b.iter().any(|&c| c == b'\\') {
+        return Ok(Some(inner.to_owned()));
     }
-    out.push_str(rest);
-    Ok(Some(out))
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] != b'\\' {
+            out.push(b[i]);
+            i += 1;
+            continue;
+        }
+        out.push(match b.get(i + 1) {
+            Some(b'\\') => b'\\',
+            Some(b'"') => b'"',
+            Some(b'/') => b'/',
+            Some(b'b') => 8,
+            Some(b'f') => 12,
+            Some(b'n') => b'\n',
+            Some(b'r') => b'\r',
+            Some(b't') => b'\t',
+            _ => return field(raw, name),
+        });
+        i += 2;
+    }
+    // Only ASCII bytes were replaced, at ASCII positions: still UTF-8.
+    String::from_utf8(out).map_or_else(|_| field(raw, name), |s| Ok(Some(s)))
+}
+
+/// A JSON array of strings, without serde when no string has an escape (channel names never
+/// do): the text is valid JSON, so every quote opens or closes a string. Anything else goes to
+/// serde, which also words the errors.
+fn strings(raw: Option<&RawValue>, name: &'static str) -> Result<Option<Vec<String>>, Rejection> {
+    let Some(text) = raw.map(RawValue::get) else {
+        return Ok(None);
+    };
+    let simple = text.strip_prefix('[').and_then(|t| t.strip_suffix(']'));
+    match simple.and_then(plain_strings) {
+        Some(list) => Ok(Some(list)),
+        None => field(raw, name),
+    }
+}
+
+/// `"a", "b"` (the inside of a valid JSON array) as strings; `None` when an element is not a
+/// string or has an escape.
+fn plain_strings(inner: &str) -> Option<Vec<String>> {
+    let b = inner.as_bytes();
+    let mut out = Vec::with_capacity(1);
+    let skip_ws = |mut i: usize| {
+        while i < b.len() && b[i].is_ascii_whitespace() {
+            i += 1;
+        }
+        i
+    };
+    let mut i = skip_ws(0);
+    while i < b.len() {
+        if b[i] != b'"' {
+            return None;
+        }
+        let start = i + 1;
+        let mut end = start;
+        while end < b.len() && b[end] != b'"' {
+            if b[end] == b'\\' {
+                return None;
+            }
+            end += 1;
+        }
+        out.push(inner.get(start..end)?.to_owned());
+        i = skip_ws(end + 1);
+        if i < b.len() {
+            if b[i] != b',' {
+                return None;
+            }
+            i = skip_ws(i + 1);
+        }
+    }
+    Some(out)
 }
 
 fn invalid(field: &'static str, reason: &str) -> Rejection {

@@ -186,6 +186,26 @@ fn strings_are_unescaped_as_serde_does() {
 }
 
 #[test]
+fn string_arrays_are_read_as_serde_reads_them() {
+    for text in [
+        r#"[]"#,
+        r#"[ ]"#,
+        r#"["orders.42"]"#,
+        r#"[ "a" , "b,c" ,"presence-x;y" ]"#,
+        r#"["esc\"aped", "b"]"#,
+        r#"["\u00e9"]"#,
+    ] {
+        let raw: Box<RawValue> = serde_json::from_str(text).unwrap();
+        let want: Vec<String> = serde_json::from_str(text).unwrap();
+        assert_eq!(strings(Some(&raw), "x").unwrap(), Some(want), "{text}");
+    }
+    for text in [r#"["a", 1]"#, r#"[null]"#, r#"{"a":"b"}"#, r#""a""#, r#"[["a"]]"#] {
+        let raw: Box<RawValue> = serde_json::from_str(text).unwrap();
+        assert!(strings(Some(&raw), "x").is_err(), "{text}");
+    }
+}
+
+#[test]
 fn numeric_ids_are_kept_as_text() {
     assert_eq!(dec(r#"{"id":42,"event":"E","data":{}}"#).unwrap().id, "42");
 }
