@@ -375,7 +375,7 @@ fn string(raw: Option<&RawValue>, name: &'static str) -> Result<Option<String>, 
         return field(raw, name);
     };
     let b = inner.as_bytes();
-    if !b.iter().any(|&c| c == b'\\') {
+    if !b.contains(&b'\\') {
         return Ok(Some(inner.to_owned()));
     }
     let mut out = Vec::with_capacity(b.len());
