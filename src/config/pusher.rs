@@ -7,6 +7,9 @@ use serde::{Deserialize, Serialize};
 
 use super::{ConfigError, Secret, invalid};
 
+/// Smallest non-zero `max_request_bytes`.
+const MIN_REQUEST_BYTES: usize = 2048;
+
 /// A Pusher Channels HTTP API connection (`driver = "pusher"`). The shipped config reads
 /// Laravel's own variables (`PUSHER_APP_ID`, `PUSHER_APP_KEY`, `PUSHER_APP_SECRET`,
 /// `PUSHER_APP_CLUSTER`, `PUSHER_HOST`, `PUSHER_PORT`, `PUSHER_SCHEME`); docs/pusher.md has
@@ -48,6 +51,12 @@ pub struct PusherConfig {
     /// Largest `data` string per event, in bytes (Pusher: 10 KB; soketi and sockudo: 100 KB).
     #[serde(deserialize_with = "super::de::lenient::number")]
     pub max_data_bytes: usize,
+    /// Largest whole HTTP request, request line and headers included, in bytes; events are
+    /// packed into `/batch_events` under it, and one that alone cannot fit is dead-lettered
+    /// before any request (`request_too_large`). 0: no limit. Laravel Reverb: 10000 (its
+    /// `max_request_size`); Pusher, soketi, sockudo: 0 (docs/pusher.md has the presets).
+    #[serde(deserialize_with = "super::de::lenient::number")]
+    pub max_request_bytes: usize,
     /// Channels per `/events` request (Pusher: 100); events with more are sent in chunks.
     #[serde(deserialize_with = "super::de::lenient::number")]
     pub max_channels_per_request: usize,
@@ -88,6 +97,7 @@ impl Default for PusherConfig {
             connect_timeout: Duration::from_secs(5),
             max_concurrent_requests: 16,
             max_data_bytes: 10 * 1024,
+            max_request_bytes: 0,
             max_channels_per_request: 100,
             max_batch_size: 10,
             max_channel_name: 164,
@@ -233,6 +243,15 @@ impl PusherConfig {
             if v == 0 {
                 return Err(invalid(format!("{key}.{field}"), "must be at least 1"));
             }
+        }
+        if self.max_request_bytes > 0 && self.max_request_bytes < MIN_REQUEST_BYTES {
+            return Err(invalid(
+                format!("{key}.max_request_bytes"),
+                format!(
+                    "must be 0 (no limit) or at least {MIN_REQUEST_BYTES}: the request line and \
+                     headers alone take several hundred bytes"
+                ),
+            ));
         }
         if self.circuit_failures > 0 && self.circuit_open_for < Duration::from_millis(100) {
             return Err(invalid(

@@ -308,38 +308,8 @@ pub(crate) fn pack(units: &[Unit], pending: &[usize], max_batch_size: usize) -> 
 pub(crate) fn body(units: &[Unit], req: &[usize], idempotency: bool) -> (&'static str, Vec<u8>) {
     let mut out =
         Vec::with_capacity(256 + req.iter().map(|&u| units[u].data.len() + 64).sum::<usize>());
-    let str_ =
-        |out: &mut Vec<u8>, s: &str| serde_json::to_writer(out, s).expect("strings serialize");
-    let event = |out: &mut Vec<u8>, u: &Unit, batch_item: bool| {
-        out.extend_from_slice(b"{\"name\":");
-        str_(out, u.name);
-        out.extend_from_slice(b",\"data\":");
-        str_(out, &u.data);
-        if batch_item {
-            out.extend_from_slice(b",\"channel\":");
-            str_(out, u.channels[0]);
-        } else {
-            out.extend_from_slice(b",\"channels\":[");
-            for (i, c) in u.channels.iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                str_(out, c);
-            }
-            out.push(b']');
-        }
-        if let Some(s) = u.socket_id {
-            out.extend_from_slice(b",\"socket_id\":");
-            str_(out, s);
-        }
-        if idempotency {
-            out.extend_from_slice(b",\"idempotency_key\":");
-            str_(out, &u.key);
-        }
-        out.push(b'}');
-    };
     if let [only] = req {
-        event(&mut out, &units[*only], false);
+        write_event(&mut out, &units[*only], false, idempotency);
         return ("/events", out);
     }
     out.extend_from_slice(b"{\"batch\":[");
@@ -347,10 +317,43 @@ pub(crate) fn body(units: &[Unit], req: &[usize], idempotency: bool) -> (&'stati
         if i > 0 {
             out.push(b',');
         }
-        event(&mut out, &units[u], true);
+        write_event(&mut out, &units[u], true, idempotency);
     }
     out.extend_from_slice(b"]}");
     ("/batch_events", out)
+}
+
+/// Appends one event object: a `/batch_events` item (`channel`) or an `/events` body
+/// (`channels`).
+pub(crate) fn write_event(out: &mut Vec<u8>, u: &Unit, batch_item: bool, idempotency: bool) {
+    let str_ =
+        |out: &mut Vec<u8>, s: &str| serde_json::to_writer(out, s).expect("strings serialize");
+    out.extend_from_slice(b"{\"name\":");
+    str_(out, u.name);
+    out.extend_from_slice(b",\"data\":");
+    str_(out, &u.data);
+    if batch_item {
+        out.extend_from_slice(b",\"channel\":");
+        str_(out, u.channels[0]);
+    } else {
+        out.extend_from_slice(b",\"channels\":[");
+        for (i, c) in u.channels.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            str_(out, c);
+        }
+        out.push(b']');
+    }
+    if let Some(s) = u.socket_id {
+        out.extend_from_slice(b",\"socket_id\":");
+        str_(out, s);
+    }
+    if idempotency {
+        out.extend_from_slice(b",\"idempotency_key\":");
+        str_(out, &u.key);
+    }
+    out.push(b'}');
 }
 
 impl Plan<'_> {

@@ -31,6 +31,7 @@ pub(crate) mod circuit;
 pub(crate) mod crypto;
 pub(crate) mod progress;
 pub(crate) mod sign;
+pub(crate) mod size;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -68,6 +69,10 @@ pub(crate) struct PusherBroadcaster {
     configured: bool,
     timeout: Duration,
     settings: Settings,
+    /// `max_request_bytes`; 0: no request limit.
+    max_request_bytes: usize,
+    /// Body bytes a request may carry under `max_request_bytes` ([`size::body_budget`]).
+    body_budget: Option<usize>,
     master: Option<MasterKey>,
     permits: Semaphore,
     circuit: Circuit,
@@ -112,11 +117,22 @@ impl PusherBroadcaster {
             config.timeout,
             metrics.clone(),
         );
+        let app_path = format!("/apps/{}", config.app_id);
+        let host = reqwest::Url::parse(&config.base_url())
+            .ok()
+            .and_then(|u| {
+                u.host_str()
+                    .map(|h| format!("{h}:{}", u.port().unwrap_or(443)))
+            })
+            .unwrap_or_default();
+        let overhead = size::overhead(&app_path, &config.key, &host);
         Ok(PusherBroadcaster {
+            max_request_bytes: config.max_request_bytes,
+            body_budget: size::body_budget(config.max_request_bytes, overhead),
             name: name.to_string(),
             client,
             base_url: config.base_url(),
-            app_path: format!("/apps/{}", config.app_id),
+            app_path,
             key: config.key.clone(),
             secret: config.secret.clone(),
             configured: !config.app_id.is_empty()
@@ -148,27 +164,9 @@ impl PusherBroadcaster {
 
     /// Broadcasts a batch; one outcome per message, in order.
     pub(crate) async fn send(&self, batch: &[Message<'_>]) -> Vec<DeliveryResult> {
-        let plan = batch::plan(
-            batch,
-            &self.settings,
-            self.master.as_ref(),
-            &mut crypto::random_nonce,
-        );
+        let (plan, mut done) = self.prepare(batch);
         let units = &plan.units;
-        let mut done: Vec<Option<DeliveryResult>> = vec![None; units.len()];
-        if units.is_empty() {
-            return plan.results(&done);
-        }
-        if !self.configured {
-            let e = DeliveryError::Invalid {
-                code: "not_configured",
-                reason: format!(
-                    "connection {:?} has no app_id, key or secret (PUSHER_APP_ID, \
-                     PUSHER_APP_KEY, PUSHER_APP_SECRET)",
-                    self.name
-                ),
-            };
-            done.fill(Some(Err(e)));
+        if done.iter().all(Option::is_some) {
             return plan.results(&done);
         }
 
@@ -184,7 +182,13 @@ impl PusherBroadcaster {
             }
         }
         let pending: Vec<usize> = (0..units.len()).filter(|&u| done[u].is_none()).collect();
-        let mut requests = batch::pack(units, &pending, self.settings.max_batch_size);
+        let mut requests = size::pack(
+            units,
+            &pending,
+            self.settings.max_batch_size,
+            self.body_budget,
+            self.settings.idempotency,
+        );
 
         let mut outcomes = Vec::new();
         let admit = if requests.is_empty() {
@@ -235,6 +239,39 @@ impl PusherBroadcaster {
 
         self.record_progress(&plan, &done, &delivered).await;
         plan.results(&done)
+    }
+
+    /// Plans `batch` and settles before any request what cannot be sent: limit violations,
+    /// events that alone exceed `max_request_bytes`, everything on an unconfigured connection.
+    fn prepare<'a>(&self, batch: &[Message<'a>]) -> (batch::Plan<'a>, Vec<Option<DeliveryResult>>) {
+        let mut plan = batch::plan(
+            batch,
+            &self.settings,
+            self.master.as_ref(),
+            &mut crypto::random_nonce,
+        );
+        let mut done: Vec<Option<DeliveryResult>> = vec![None; plan.units.len()];
+        if !self.configured {
+            let e = DeliveryError::Invalid {
+                code: "not_configured",
+                reason: format!(
+                    "connection {:?} has no app_id, key or secret (PUSHER_APP_ID, \
+                     PUSHER_APP_KEY, PUSHER_APP_SECRET)",
+                    self.name
+                ),
+            };
+            done.fill(Some(Err(e)));
+        } else if let Some(budget) = self.body_budget {
+            size::refuse_oversized(
+                &mut plan,
+                &mut done,
+                budget,
+                self.settings.idempotency,
+                &self.name,
+                self.max_request_bytes,
+            );
+        }
+        (plan, done)
     }
 
     /// Records the delivered units of events that did not complete, and forgets the record of

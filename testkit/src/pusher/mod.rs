@@ -52,6 +52,9 @@ pub struct FakeLimits {
     pub max_data_bytes: usize,
     /// Allowed distance between `auth_timestamp` and the fake's clock, in seconds.
     pub timestamp_window: u64,
+    /// Largest whole request (request line, headers and body), as Laravel Reverb's
+    /// `max_request_size`: above it the answer is 413 and the connection is closed.
+    pub max_request_bytes: Option<usize>,
 }
 
 impl Default for FakeLimits {
@@ -62,6 +65,7 @@ impl Default for FakeLimits {
             max_event_name: 200,
             max_data_bytes: 100 * 1024,
             timestamp_window: 600,
+            max_request_bytes: None,
         }
     }
 }
@@ -101,6 +105,10 @@ pub struct FakeRequest {
     pub error: Option<String>,
     /// `idempotency_key` of each event in the body, in order.
     pub idempotency_keys: Vec<Option<String>>,
+    /// Size of the whole request as received: request line, headers and body.
+    pub bytes: usize,
+    /// Which connection carried it, numbered from 0 in the order the fake accepted them.
+    pub connection: usize,
 }
 
 /// What to do with one of the next requests (after authentication and validation).
@@ -126,6 +134,9 @@ struct Inner {
     /// marker are answered with the status, every time.
     rules: Vec<(String, u16)>,
     honour_idempotency: bool,
+    /// Reverb's manner: answer one request per connection (no `Connection: close`), and close
+    /// a connection reused for another without answering.
+    close_after_every_response: bool,
     seen_keys: HashSet<String>,
     /// Whether events and requests are kept (a long benchmark only needs the counts).
     keep: bool,
@@ -193,6 +204,7 @@ impl PusherFake {
                 script: VecDeque::new(),
                 rules: Vec::new(),
                 honour_idempotency: false,
+                close_after_every_response: false,
                 seen_keys: HashSet::new(),
                 keep: true,
                 event_count: 0,
@@ -207,7 +219,7 @@ impl PusherFake {
             .with_state(shared.clone());
         let server = tokio::spawn(async move {
             let _ = axum::serve(
-                conn::FakeListener(listener),
+                conn::FakeListener(listener, 0),
                 app.into_make_service_with_connect_info::<conn::ConnHandle>(),
             )
             .await;
@@ -300,6 +312,13 @@ impl PusherFake {
     /// behaviour) instead of delivered again (soketi's, the default).
     pub fn honour_idempotency(&self, on: bool) {
         self.shared.lock().honour_idempotency = on;
+    }
+
+    /// Whether the fake behaves as Reverb does: every connection carries one answered request,
+    /// then counts as closed (no `Connection: close` header warns the client), so a request on
+    /// a reused connection is met by a closed connection and accepted nowhere.
+    pub fn close_after_every_response(&self, on: bool) {
+        self.shared.lock().close_after_every_response = on;
     }
 
     /// Whether every event and request is kept for [`Self::events`] and [`Self::requests`]
@@ -471,5 +490,57 @@ mod tests {
         );
         assert_eq!((fake.event_count(), fake.events().len()), (4, 2));
         assert_eq!((fake.request_count(), fake.requests().len()), (7, 6));
+    }
+
+    /// Reverb's manners: a request over max_request_bytes gets 413 and a closed connection;
+    /// with close_after_every_response a reused connection is closed without an answer.
+    #[tokio::test]
+    async fn refuses_large_requests_and_closes_reused_connections() {
+        let fake = PusherFake::start().await.unwrap();
+        fake.set_limits(FakeLimits {
+            max_request_bytes: Some(2000),
+            ..FakeLimits::default()
+        });
+        let big = serde_json::json!({"name": "E", "data": "x".repeat(2000), "channels": ["c"]});
+        let (status, body) = post(&fake, "events", &big, "application/json").await;
+        assert_eq!(status, 413, "{body}");
+        let small = serde_json::json!({"name": "E", "data": "{}", "channels": ["c"]});
+        assert_eq!(
+            post(&fake, "events", &small, "application/json").await.0,
+            200
+        );
+        let r = fake.requests();
+        assert!(r[0].bytes > 2000 && r[1].bytes < 2000, "{r:?}");
+        assert_eq!(fake.events().len(), 1);
+
+        fake.close_after_every_response(true);
+        let client = reqwest::Client::new();
+        let path = format!("/apps/{}/events", fake.app_id());
+        let body = small.to_string();
+        let send = || {
+            let query = test_signed_query(
+                fake.key(),
+                fake.secret(),
+                "POST",
+                &path,
+                body.as_bytes(),
+                now_ms() / 1000,
+            );
+            client
+                .post(format!("http://{}{path}?{query}", fake.addr))
+                .header("content-type", "application/json")
+                .body(body.clone())
+                .send()
+        };
+        assert_eq!(send().await.unwrap().status(), 200);
+        assert!(send().await.is_err(), "the reused connection was closed");
+        let r = fake.requests();
+        let last = &r[r.len() - 2..];
+        assert_eq!((last[0].status, last[1].status), (200, 0));
+        assert_eq!(
+            last[0].connection, last[1].connection,
+            "one pooled connection"
+        );
+        assert_eq!(fake.events().len(), 2);
     }
 }

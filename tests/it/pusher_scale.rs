@@ -1,0 +1,82 @@
+//! The Pusher broadcaster against servers with production limits (issue 11), on the strict
+//! fake: Reverb's request-size limit (413 and a closed connection), servers that close the
+//! connection after every answer without saying so.
+
+use herald_testkit::{FakeLimits, PusherFake, RedisServer};
+use serde_json::json;
+
+use crate::pusher::{dead_letter, envelope, with_fake};
+use crate::support::herald::Running;
+use crate::support::{guard, push, queue, settled};
+
+/// A burst of large events under Reverb's 10,000-byte request limit: packed so no request is
+/// refused, and the one event that cannot fit alone is dead-lettered before any request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_large_events_fits_reverbs_request_limit() {
+    let redis = RedisServer::start();
+    let fake = PusherFake::start().await.unwrap();
+    fake.set_limits(FakeLimits {
+        max_request_bytes: Some(10_000),
+        ..FakeLimits::default()
+    });
+    let mut envelopes: Vec<String> = (0..20)
+        .map(|i| {
+            let note = "n".repeat(3_000 + 200 * i);
+            envelope(
+                &format!("r{i}"),
+                &[&format!("room.{i}")],
+                json!({"note": note}),
+            )
+        })
+        .collect();
+    // Under max_data_bytes (10240), over what a 10,000-byte request can carry.
+    envelopes.push(envelope(
+        "huge",
+        &["room.x"],
+        json!({"note": "h".repeat(9_950)}),
+    ));
+    push(&redis, &envelopes).await;
+    let herald = Running::start(with_fake(
+        &redis,
+        &fake,
+        "concurrency = 1",
+        "max_request_bytes = 10000",
+        "",
+    ))
+    .await;
+
+    let q = queue(&redis);
+    let dead = dead_letter(&q, "huge").await;
+    guard("20 events at the fake", fake.wait_for_events(20)).await;
+    settled(&q).await;
+    herald.stop().await.unwrap();
+    assert_eq!(dead.code, "request_too_large", "{}", dead.reason);
+    assert!(
+        dead.reason.contains("max_request_bytes of 10000"),
+        "{}",
+        dead.reason
+    );
+    let requests = fake.requests();
+    assert!(
+        requests
+            .iter()
+            .all(|r| r.status == 200 && r.bytes <= 10_000),
+        "no request over the limit: {:?}",
+        requests
+            .iter()
+            .map(|r| (r.status, r.bytes))
+            .collect::<Vec<_>>()
+    );
+    assert!(
+        requests.iter().any(|r| r.events > 1),
+        "small enough events still share a request"
+    );
+    let events = fake.events();
+    assert_eq!(events.len(), 20);
+    assert!(events.iter().all(|e| e.channel != "room.x"));
+    println!(
+        "20 events of 3-7 KB under a 10,000-byte request limit: {} requests, largest {} bytes",
+        requests.len(),
+        requests.iter().map(|r| r.bytes).max().unwrap_or(0)
+    );
+}
