@@ -94,6 +94,7 @@ pub struct Metrics {
     inflight: IntGaugeVec,
     circuit_open: IntGaugeVec,
     pusher_requests: IntCounterVec,
+    pusher_stale_retries: IntCounterVec,
     live_processes: IntGauge,
     up: Gauge,
 }
@@ -186,6 +187,12 @@ const PUSHER_REQUESTS: Def = Def {
     help: "Pusher HTTP API requests, by connection and status (or error kind).",
     labels: &["connection", "status"],
 };
+const PUSHER_STALE_RETRIES: Def = Def {
+    name: "herald_pusher_stale_connection_retries_total",
+    help: "Pusher requests that met a pooled connection the server had closed and were sent \
+           once more on a fresh one (no attempt used), by connection.",
+    labels: &["connection"],
+};
 const LIVE_PROCESSES: Def = Def {
     name: "herald_live_processes",
     help: "herald processes heartbeating on this Redis, as last seen by this one.",
@@ -264,6 +271,7 @@ impl Metrics {
             inflight: gauge(&r, &INFLIGHT),
             circuit_open: gauge(&r, &CIRCUIT_OPEN),
             pusher_requests: counter(&r, &PUSHER_REQUESTS),
+            pusher_stale_retries: counter(&r, &PUSHER_STALE_RETRIES),
             live_processes: registered(
                 &r,
                 IntGauge::new(LIVE_PROCESSES.name, LIVE_PROCESSES.help).expect("valid metric"),
@@ -372,6 +380,12 @@ impl Metrics {
     pub(crate) fn pusher_request(&self, connection: &str, status: &str) {
         self.pusher_requests
             .with_label_values(&[connection, status])
+            .inc();
+    }
+
+    pub(crate) fn pusher_stale_retry(&self, connection: &str) {
+        self.pusher_stale_retries
+            .with_label_values(&[connection])
             .inc();
     }
 

@@ -6,7 +6,7 @@ use herald_testkit::{FakeLimits, PusherFake, RedisServer};
 use serde_json::json;
 
 use crate::pusher::{dead_letter, envelope, with_fake};
-use crate::support::herald::Running;
+use crate::support::herald::{Running, config};
 use crate::support::{guard, push, queue, settled};
 
 /// A burst of large events under Reverb's 10,000-byte request limit: packed so no request is
@@ -79,4 +79,47 @@ async fn a_burst_of_large_events_fits_reverbs_request_limit() {
         requests.len(),
         requests.iter().map(|r| r.bytes).max().unwrap_or(0)
     );
+}
+
+/// A server that closes every connection after one answer without saying so (Reverb): the
+/// request that meets the closed pooled connection is sent again on a fresh one within the
+/// same attempt. With max_attempts = 1 a spent attempt would be a dead letter.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_closing_after_every_answer_costs_no_attempt() {
+    let redis = RedisServer::start();
+    let fake = PusherFake::start().await.unwrap();
+    fake.close_after_every_response(true);
+    let text = format!(
+        "[retry]\nmax_attempts = 1\n[broadcasting]\ndefault = [\"pusher\"]\n{}",
+        fake.connection_toml("pusher", "")
+    );
+    let herald = Running::start(config(&redis, "concurrency = 1", &text)).await;
+    let q = queue(&redis);
+    for i in 0..6 {
+        push(
+            &redis,
+            &[envelope(&format!("k{i}"), &["orders"], json!({"i": i}))],
+        )
+        .await;
+        guard("the event at the fake", fake.wait_for_events(i + 1)).await;
+        settled(&q).await;
+    }
+    let metrics = herald.metrics().await;
+    herald.stop().await.unwrap();
+    assert!(
+        q.failed_list(0, 10).await.unwrap().is_empty(),
+        "no attempt spent"
+    );
+    let requests = fake.requests();
+    let closed = requests.iter().filter(|r| r.status == 0).count();
+    assert!(
+        closed >= 1,
+        "some request met a closed connection: {requests:?}"
+    );
+    let line =
+        format!(r#"herald_pusher_stale_connection_retries_total{{connection="pusher"}} {closed}"#);
+    assert!(metrics.contains(&line), "/metrics lacks {line}");
+    let data: Vec<String> = fake.events().into_iter().map(|e| e.data).collect();
+    let want: Vec<String> = (0..6).map(|i| format!(r#"{{"i":{i}}}"#)).collect();
+    assert_eq!(data, want, "each once, in order");
 }

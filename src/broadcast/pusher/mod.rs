@@ -59,6 +59,9 @@ const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
 pub(crate) struct PusherBroadcaster {
     name: String,
     client: reqwest::Client,
+    /// Keeps no idle connection: for the one resend of a request that met a pooled connection
+    /// the server had closed.
+    fresh: reqwest::Client,
     /// `scheme://host[:port]`.
     base_url: String,
     /// `/apps/<app_id>`.
@@ -92,17 +95,8 @@ impl PusherBroadcaster {
         key_prefix: &str,
         metrics: &Arc<Metrics>,
     ) -> Result<PusherBroadcaster, String> {
-        let client = reqwest::Client::builder()
-            .timeout(config.timeout)
-            .connect_timeout(config.connect_timeout)
-            .pool_idle_timeout(Duration::from_secs(90))
-            .pool_max_idle_per_host(config.max_concurrent_requests)
-            .tcp_nodelay(true)
-            // A redirect would be followed without the signed query's path: report it instead.
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("herald/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+        let client = http_client(config, true)?;
+        let fresh = http_client(config, false)?;
         // Validated by config; an invalid key here only disables encrypted channels.
         let master = (!config.encryption_master_key_base64.is_empty())
             .then(|| MasterKey::from_base64(config.encryption_master_key_base64.expose()).ok())
@@ -131,6 +125,7 @@ impl PusherBroadcaster {
             body_budget: size::body_budget(config.max_request_bytes, overhead),
             name: name.to_string(),
             client,
+            fresh,
             base_url: config.base_url(),
             app_path,
             key: config.key.clone(),
@@ -354,13 +349,23 @@ impl PusherBroadcaster {
         let now = crate::clock::unix_secs();
         let query = sign::signed_query(&self.key, self.secret.expose(), "POST", &path, &body, now);
         let url = format!("{}{path}?{query}", self.base_url);
-        let sent = self
-            .client
-            .post(url)
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .body(body)
-            .send()
-            .await;
+        let post = |client: &reqwest::Client, body: Vec<u8>| {
+            client
+                .post(&url)
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(body)
+                .send()
+        };
+        let mut sent = post(&self.client, body.clone()).await;
+        if let Err(e) = &sent
+            && crate::delivery::is_closed_connection(e)
+        {
+            // The server closed the pooled connection after its last answer without saying so
+            // (Reverb does): once more on a fresh connection, within the same attempt.
+            self.metrics.pusher_stale_retry(&self.name);
+            tracing::debug!(message = "Pusher connection was closed under a request; resending on a fresh one.", connection = %self.name, path = %path);
+            sent = post(&self.fresh, body).await;
+        }
         let (label, result) = match sent {
             Ok(resp) => {
                 let answered = resp.status().as_u16();
@@ -445,6 +450,26 @@ impl PusherBroadcaster {
             retry_after,
         })
     }
+}
+
+/// The connection's HTTP client; `pooled`: keeps idle connections for reuse.
+fn http_client(config: &PusherConfig, pooled: bool) -> Result<reqwest::Client, String> {
+    let idle = if pooled {
+        config.max_concurrent_requests
+    } else {
+        0
+    };
+    reqwest::Client::builder()
+        .timeout(config.timeout)
+        .connect_timeout(config.connect_timeout)
+        .pool_idle_timeout(Duration::from_secs(90))
+        .pool_max_idle_per_host(idle)
+        .tcp_nodelay(true)
+        // A redirect would be followed without the signed query's path: report it instead.
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(concat!("herald/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| format!("cannot build the HTTP client: {e}"))
 }
 
 /// The body, at most [`MAX_ERROR_BODY`] bytes of it.
