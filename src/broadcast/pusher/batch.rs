@@ -82,12 +82,16 @@ pub(crate) struct Plan<'a> {
     pub messages: Vec<Result<Vec<usize>, DeliveryError>>,
 }
 
-/// Plans `batch`. `nonce` supplies encryption nonces (random in production).
+/// Supplies the nonce of an encrypted unit from the master key, the channel and the unit key
+/// (`crypto::derived_nonce` in production).
+pub(crate) type NonceFn<'n> = &'n mut dyn FnMut(&MasterKey, &str, &str) -> [u8; 24];
+
+/// Plans `batch`. `nonce` supplies encryption nonces.
 pub(crate) fn plan<'a>(
     batch: &[Message<'a>],
     s: &Settings,
     master: Option<&MasterKey>,
-    nonce: &mut dyn FnMut() -> [u8; 24],
+    nonce: NonceFn<'_>,
 ) -> Plan<'a> {
     let mut plan = Plan {
         units: Vec::new(),
@@ -113,7 +117,7 @@ fn plan_one<'a>(
     m: &Message<'a>,
     s: &Settings,
     master: Option<&MasterKey>,
-    nonce: &mut dyn FnMut() -> [u8; 24],
+    nonce: NonceFn<'_>,
 ) -> Result<Vec<Unit<'a>>, DeliveryError> {
     check_name_and_socket(m, s)?;
     let channels = unique_channels(m, s)?;
@@ -139,12 +143,12 @@ fn plan_one<'a>(
             ));
         };
         for c in &encrypted {
-            let sealed = crypto::encrypt(master, c, data.as_bytes(), nonce());
+            let key = unit_key(&s.connection, m, &data, &[c]);
+            let sealed = crypto::encrypt(master, c, data.as_bytes(), nonce(master, c, &key));
             if sealed.len() > s.max_data_bytes {
                 let what = format!("the encrypted data for {c:?}");
                 return Err(too_large(m, s, what, sealed.len()));
             }
-            let key = unit_key(&s.connection, m, &data, &[c]);
             units.push(unit(i, m, key, sealed, vec![c]));
         }
     }
@@ -429,7 +433,7 @@ mod tests {
         }
     }
 
-    fn zero_nonce() -> [u8; 24] {
+    fn zero_nonce(_: &MasterKey, _: &str, _: &str) -> [u8; 24] {
         [0; 24]
     }
 
@@ -608,7 +612,7 @@ mod tests {
             &batch,
             &settings(),
             Some(&master),
-            &mut crypto::random_nonce,
+            &mut crypto::derived_nonce,
         );
         assert_eq!(p.units.len(), 3);
         for u in &p.units[..2] {
@@ -627,7 +631,7 @@ mod tests {
             &batch,
             &settings(),
             Some(&master),
-            &mut crypto::random_nonce,
+            &mut crypto::derived_nonce,
         );
         assert!(
             again
@@ -635,6 +639,14 @@ mod tests {
                 .iter()
                 .zip(&p.units)
                 .all(|(a, b)| a.key == b.key)
+        );
+        // ... and byte-identical requests: the nonce derives from the unit key.
+        for u in 0..p.units.len() {
+            assert_eq!(body(&p.units, &[u], true), body(&again.units, &[u], true));
+        }
+        assert_ne!(
+            p.units[0].data, p.units[1].data,
+            "each channel its own nonce and key"
         );
     }
 

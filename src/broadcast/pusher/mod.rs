@@ -243,7 +243,7 @@ impl PusherBroadcaster {
             batch,
             &self.settings,
             self.master.as_ref(),
-            &mut crypto::random_nonce,
+            &mut crypto::derived_nonce,
         );
         let mut done: Vec<Option<DeliveryResult>> = vec![None; plan.units.len()];
         if !self.configured {
@@ -605,7 +605,7 @@ mod tests {
                     final_payload: false,
                 })
                 .collect();
-            let plan = batch::plan(&batch, &settings, Some(&master), &mut || {
+            let plan = batch::plan(&batch, &settings, Some(&master), &mut |_, _, _| {
                 std::array::from_fn(|i| i as u8)
             });
             let all: Vec<usize> = (0..plan.units.len()).collect();

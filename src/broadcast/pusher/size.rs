@@ -166,9 +166,12 @@ mod tests {
             .map(|i| owned(&format!("e{i}"), &format!("c{i}"), 1000 + 300 * (i % 10)))
             .collect();
         let batch = msgs(&owned);
-        let mut plan = batch::plan(&batch, &Settings::documented("reverb"), None, &mut || {
-            [0; 24]
-        });
+        let mut plan = batch::plan(
+            &batch,
+            &Settings::documented("reverb"),
+            None,
+            &mut |_, _, _| [0; 24],
+        );
         let over = overhead("/apps/app-id", "app-key", "127.0.0.1:8080");
         let budget = body_budget(10_000, over).unwrap();
         let mut done = vec![None; plan.units.len()];
@@ -196,9 +199,12 @@ mod tests {
     fn an_event_that_alone_cannot_fit_is_refused_with_a_reason() {
         let owned = [owned("small", "a", 10), owned("huge", "b", 9_990)];
         let batch = msgs(&owned);
-        let mut plan = batch::plan(&batch, &Settings::documented("reverb"), None, &mut || {
-            [0; 24]
-        });
+        let mut plan = batch::plan(
+            &batch,
+            &Settings::documented("reverb"),
+            None,
+            &mut |_, _, _| [0; 24],
+        );
         let budget = body_budget(10_000, overhead("/apps/1", "k", "h")).unwrap();
         let mut done = vec![None; plan.units.len()];
         refuse_oversized(&mut plan, &mut done, budget, false, "reverb", 10_000);
