@@ -69,6 +69,20 @@ impl QueueKeys {
         format!("{}:paused", self.base)
     }
 
+    /// set with a TTL: the units of envelope `id`'s Pusher deliveries (every connection: a unit
+    /// key names its connection) already delivered while other parts of the same event were
+    /// not, so a retry does not resend them (`broadcast::pusher::progress`). In the queue's
+    /// slot, so dead-letter eviction (settle.lua) and `failed forget` delete it with the dead
+    /// letter.
+    pub(crate) fn pusher_sent(&self, id: &str) -> String {
+        format!("{}{id}", self.pusher_sent_prefix())
+    }
+
+    /// [`Self::pusher_sent`] without the id, for settle.lua to append dead-letter ids to.
+    pub(crate) fn pusher_sent_prefix(&self) -> String {
+        format!("{}:pusher:sent:", self.base)
+    }
+
     /// The process id inside a processing list key, if `key` is one of this queue's.
     pub(crate) fn process_of<'k>(&self, key: &'k str) -> Option<&'k str> {
         let rest = key.strip_prefix(&self.base)?.strip_prefix(":processing:")?;
@@ -106,12 +120,6 @@ impl GlobalKeys {
     /// circuit of `connection`.
     pub(crate) fn circuit_probe(&self, connection: &str) -> String {
         format!("{}:probe", self.circuit(connection))
-    }
-
-    /// set with a TTL, per envelope id appended: the parts of an event split over several
-    /// Pusher requests that `connection` already delivered (so a retry does not resend them).
-    pub(crate) fn pusher_sent_prefix(&self, connection: &str) -> String {
-        format!("{}herald:pusher:{connection}:sent:", self.prefix)
     }
 
     /// hash with a TTL: the Pusher requests of every replica on `connection` in minute

@@ -113,7 +113,7 @@ impl Ages {
 /// records each outcome on its envelope.
 async fn deliver(shared: &Shared, queue: &str, routed: &mut [Routed]) -> Ages {
     let listened = join_all(listener_calls(shared, queue, routed));
-    let broadcast = join_all(broadcasts(shared, routed));
+    let broadcast = join_all(broadcasts(shared, queue, routed));
     let (listened, broadcast) = futures::join!(listened, broadcast);
     let mut ages = Ages::default();
     let now = clock::now_secs();
@@ -163,6 +163,7 @@ fn listener_calls<'a>(
 /// indexes, one outcome per envelope, time taken).
 fn broadcasts<'a>(
     shared: &'a Shared,
+    queue: &'a str,
     routed: &'a [Routed],
 ) -> impl Iterator<
     Item = impl Future<Output = (ConnectionIx, Vec<usize>, Vec<DeliveryResult>, Duration)> + 'a,
@@ -179,7 +180,7 @@ fn broadcasts<'a>(
         }
         Some(async move {
             let start = Instant::now();
-            let mut results = slot.target.send(&messages).await;
+            let mut results = slot.target.send(&messages, queue).await;
             // One outcome per message is the driver contract; a missing one must not read as
             // success.
             results.resize_with(members.len(), || {

@@ -6,8 +6,28 @@ use herald_testkit::{FakeLimits, PusherFake, RedisServer};
 use serde_json::json;
 
 use crate::pusher::{dead_letter, envelope, with_fake};
+use std::time::Duration;
+
+use herald::ops::{Actor, Selection};
+use herald_testkit::Action;
+
 use crate::support::herald::{Running, config};
-use crate::support::{guard, push, queue, settled};
+use crate::support::{eventually, guard, keys, push, queue, settled};
+
+async fn scard(redis: &RedisServer, key: &str) -> usize {
+    let mut c = redis.conn().await;
+    redis::cmd("SCARD")
+        .arg(key)
+        .query_async(&mut c)
+        .await
+        .unwrap()
+}
+
+fn wide(id: &str) -> String {
+    let channels: Vec<String> = (0..150).map(|i| format!("room.{i}")).collect();
+    let channels: Vec<&str> = channels.iter().map(String::as_str).collect();
+    envelope(id, &channels, json!({"wide": true}))
+}
 
 /// A burst of large events under Reverb's 10,000-byte request limit: packed so no request is
 /// refused, and the one event that cannot fit alone is dead-lettered before any request.
@@ -122,4 +142,64 @@ async fn a_server_closing_after_every_answer_costs_no_attempt() {
     let data: Vec<String> = fake.events().into_iter().map(|e| e.data).collect();
     let want: Vec<String> = (0..6).map(|i| format!(r#"{{"i":{i}}}"#)).collect();
     assert_eq!(data, want, "each once, in order");
+}
+
+/// A split event's delivered part is recorded the moment its request succeeds, while the other
+/// part's request is still unanswered; the record goes once the event is complete.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_split_events_progress_is_written_as_each_part_succeeds() {
+    let redis = RedisServer::start();
+    let fake = PusherFake::start().await.unwrap();
+    // Whichever of the two /events requests (100 + 50 channels) arrives first is answered late:
+    // a window to observe the record, not a synchronisation.
+    fake.script(Action::Slow(Duration::from_secs(15)), 1);
+    let herald = Running::start(with_fake(&redis, &fake, "", "timeout = \"60s\"", "")).await;
+    push(&redis, &[wide("w1")]).await;
+    eventually(
+        "the first part recorded while the other is unanswered",
+        || async {
+            let pending = fake.requests().iter().any(|r| r.answered_ms == 0);
+            (pending && scard(&redis, &keys::pusher_sent("w1")).await == 1).then_some(())
+        },
+    )
+    .await;
+    guard("150 events at the fake", fake.wait_for_events(150)).await;
+    settled(&queue(&redis)).await;
+    eventually("the record deleted with the event complete", || async {
+        (scard(&redis, &keys::pusher_sent("w1")).await == 0).then_some(())
+    })
+    .await;
+    herald.stop().await.unwrap();
+}
+
+/// The record of a dead-lettered split event lives as long as the dead letter: forgetting the
+/// dead letter deletes it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_letter_takes_its_progress_record_with_it() {
+    let redis = RedisServer::start();
+    let fake = PusherFake::start().await.unwrap();
+    fake.reject_matching("room.149", 400);
+    let herald = Running::start(with_fake(&redis, &fake, "", "", "")).await;
+    push(&redis, &[wide("w2")]).await;
+    let q = queue(&redis);
+    let dead = dead_letter(&q, "w2").await;
+    settled(&q).await;
+    herald.stop().await.unwrap();
+    assert_eq!(dead.code, "http_4xx", "{}", dead.reason);
+    assert_eq!(fake.events().len(), 100, "the first part went out");
+    assert_eq!(
+        scard(&redis, &keys::pusher_sent("w2")).await,
+        1,
+        "one part recorded"
+    );
+    let done = q
+        .forget(&Actor::cli(), &Selection::Ids(vec!["w2".into()]))
+        .await
+        .unwrap();
+    assert_eq!(done.done.len(), 1);
+    assert_eq!(
+        scard(&redis, &keys::pusher_sent("w2")).await,
+        0,
+        "gone with the dead letter"
+    );
 }

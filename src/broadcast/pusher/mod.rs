@@ -146,7 +146,7 @@ impl PusherBroadcaster {
             master,
             permits: Semaphore::new(config.max_concurrent_requests.max(1)),
             circuit,
-            progress: Progress::new(redis, &keys, name),
+            progress: Progress::new(redis, key_prefix),
             metrics: metrics.clone(),
             requests: Arc::new(RequestLog::new(name)),
         })
@@ -158,7 +158,8 @@ impl PusherBroadcaster {
     }
 
     /// Broadcasts a batch; one outcome per message, in order.
-    pub(crate) async fn send(&self, batch: &[Message<'_>]) -> Vec<DeliveryResult> {
+    /// `queue` is the queue the batch came from: the delivery record lives in its slot.
+    pub(crate) async fn send(&self, batch: &[Message<'_>], queue: &str) -> Vec<DeliveryResult> {
         let (plan, mut done) = self.prepare(batch);
         let units = &plan.units;
         if done.iter().all(Option::is_some) {
@@ -167,7 +168,12 @@ impl PusherBroadcaster {
 
         // Skip what an earlier attempt already delivered.
         let multi: Vec<(usize, &str)> = plan.multi_unit().collect();
-        let delivered = self.progress.load(&multi).await;
+        let delivered = self.progress.load(queue, &multi).await;
+        let track = Track {
+            queue,
+            split: multi.iter().map(|(i, _)| *i).collect(),
+        };
+        let track = &track;
         for (u, unit) in units.iter().enumerate() {
             if delivered
                 .get(&unit.msg)
@@ -192,14 +198,14 @@ impl PusherBroadcaster {
             self.circuit.admit().await
         };
         match admit {
-            Admit::Closed => outcomes = self.dispatch_all(units, requests).await,
+            Admit::Closed => outcomes = self.dispatch_all(units, track, requests).await,
             Admit::Open(retry_in) => {
                 let e = self.circuit.deferred(retry_in);
                 outcomes.extend(pending.iter().map(|&u| (u, Err(e.clone()))));
             }
             Admit::Probe => {
                 let first = requests.remove(0);
-                let probe = self.dispatch(units, first).await;
+                let probe = self.dispatch(units, track, first).await;
                 let failure = probe.iter().find_map(|(_, r)| match r {
                     Err(e) if e.is_server_failure() => Some(e.to_string()),
                     _ => None,
@@ -218,7 +224,7 @@ impl PusherBroadcaster {
                 }
                 outcomes = probe;
                 if failure.is_none() {
-                    outcomes.extend(self.dispatch_all(units, requests).await);
+                    outcomes.extend(self.dispatch_all(units, track, requests).await);
                 } else {
                     let e = self
                         .circuit
@@ -232,7 +238,7 @@ impl PusherBroadcaster {
             done[u] = Some(r);
         }
 
-        self.record_progress(&plan, &done, &delivered).await;
+        self.record_complete(queue, &plan, &done).await;
         plan.results(&done)
     }
 
@@ -269,42 +275,50 @@ impl PusherBroadcaster {
         (plan, done)
     }
 
-    /// Records the delivered units of events that did not complete, and forgets the record of
-    /// events that now did.
-    async fn record_progress(
+    /// Forgets the delivery record of split events that are now complete (the parts were
+    /// recorded as their requests succeeded).
+    async fn record_complete(
         &self,
+        queue: &str,
         plan: &batch::Plan<'_>,
         done: &[Option<DeliveryResult>],
-        had_record: &std::collections::HashMap<usize, std::collections::HashSet<String>>,
     ) {
-        let mut partial: Vec<(&str, Vec<&str>)> = Vec::new();
-        let mut complete: Vec<&str> = Vec::new();
-        for (i, id) in plan.multi_unit() {
-            let Ok(units) = &plan.messages[i] else {
-                continue;
-            };
-            let ok: Vec<&str> = units
-                .iter()
-                .filter(|&&u| matches!(done[u], Some(Ok(()))))
-                .map(|&u| plan.units[u].key.as_str())
-                .collect();
-            if ok.len() == units.len() {
-                if had_record.contains_key(&i) {
-                    complete.push(id);
-                }
-            } else if !ok.is_empty() {
-                partial.push((id, ok));
+        let complete: Vec<&str> = plan
+            .multi_unit()
+            .filter(|&(i, _)| {
+                plan.messages[i]
+                    .as_ref()
+                    .is_ok_and(|us| us.iter().all(|&u| matches!(done[u], Some(Ok(())))))
+            })
+            .map(|(_, id)| id)
+            .collect();
+        if !complete.is_empty() {
+            self.progress.complete(queue, &complete).await;
+        }
+    }
+
+    /// Records, right after a request succeeded, its units that belong to split events.
+    async fn record_delivered(&self, units: &[Unit<'_>], track: &Track<'_>, req: &[usize]) {
+        let mut by_id: Vec<(&str, Vec<&str>)> = Vec::new();
+        for &u in req.iter().filter(|&&u| track.split.contains(&units[u].msg)) {
+            let unit = &units[u];
+            match by_id.iter_mut().find(|(id, _)| *id == unit.id) {
+                Some((_, keys)) => keys.push(&unit.key),
+                None => by_id.push((unit.id, vec![&unit.key])),
             }
         }
-        self.progress.save(&partial, &complete).await;
+        if !by_id.is_empty() {
+            self.progress.delivered(track.queue, &by_id).await;
+        }
     }
 
     async fn dispatch_all(
         &self,
         units: &[Unit<'_>],
+        track: &Track<'_>,
         requests: Vec<Vec<usize>>,
     ) -> Vec<(usize, DeliveryResult)> {
-        join_all(requests.into_iter().map(|r| self.dispatch(units, r)))
+        join_all(requests.into_iter().map(|r| self.dispatch(units, track, r)))
             .await
             .into_iter()
             .flatten()
@@ -316,17 +330,23 @@ impl PusherBroadcaster {
     fn dispatch<'s>(
         &'s self,
         units: &'s [Unit<'s>],
+        track: &'s Track<'s>,
         req: Vec<usize>,
     ) -> BoxFuture<'s, Vec<(usize, DeliveryResult)>> {
         Box::pin(async move {
             let result = self.request(units, &req).await;
+            if result.is_ok() {
+                self.record_delivered(units, track, &req).await;
+            }
             self.circuit.observe(&result).await;
             match result {
                 Err(e) if e.refuses_content() && req.len() > 1 => {
                     let right = req[req.len() / 2..].to_vec();
                     let left = req[..req.len() / 2].to_vec();
-                    let (a, b) =
-                        futures::join!(self.dispatch(units, left), self.dispatch(units, right));
+                    let (a, b) = futures::join!(
+                        self.dispatch(units, track, left),
+                        self.dispatch(units, track, right)
+                    );
                     a.into_iter().chain(b).collect()
                 }
                 r => req.into_iter().map(|u| (u, r.clone())).collect(),
@@ -450,6 +470,13 @@ impl PusherBroadcaster {
             retry_after,
         })
     }
+}
+
+/// What a send needs to record the parts of split events as their requests succeed.
+struct Track<'a> {
+    queue: &'a str,
+    /// Indexes of the messages split over several units.
+    split: std::collections::HashSet<usize>,
 }
 
 /// The connection's HTTP client; `pooled`: keeps idle connections for reuse.
