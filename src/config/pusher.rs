@@ -76,6 +76,18 @@ pub struct PusherConfig {
     /// How long an open circuit defers deliveries before one probe request may close it.
     #[serde(with = "super::de::duration")]
     pub circuit_open_for: Duration,
+    /// Pusher messages (one per channel of an event) per second for this connection across
+    /// every replica, a token bucket in Redis; beyond it deliveries are deferred (no attempt
+    /// used), never dropped. 0: no rate.
+    #[serde(deserialize_with = "super::de::lenient::number")]
+    pub rate_per_second: u32,
+    /// The bucket's size (messages that may go at once); 0: `rate_per_second`.
+    #[serde(deserialize_with = "super::de::lenient::number")]
+    pub rate_burst: u32,
+    /// Messages per UTC day across every replica (a Pusher plan's cap); beyond it deliveries
+    /// wait for the next day. 0: no quota.
+    #[serde(deserialize_with = "super::de::lenient::number")]
+    pub daily_quota: u64,
     /// Send an `idempotency_key` per event, so servers that honour it (sockudo) drop a retried
     /// duplicate; others ignore the field.
     #[serde(deserialize_with = "super::de::lenient::boolean")]
@@ -105,6 +117,9 @@ impl Default for PusherConfig {
             circuit_failures: 5,
             circuit_open_for: Duration::from_secs(15),
             idempotency: true,
+            rate_per_second: 0,
+            rate_burst: 0,
+            daily_quota: 0,
         }
     }
 }

@@ -122,6 +122,18 @@ impl GlobalKeys {
         format!("{}:probe", self.circuit(connection))
     }
 
+    /// hash with a TTL: the shared token bucket (`tokens`, `ts`) of Pusher `connection`'s
+    /// `rate_per_second`; the `{connection}` tag keeps it in the slot of the quota counter.
+    pub(crate) fn pusher_budget(&self, connection: &str) -> String {
+        format!("{}herald:pusher:{{{connection}}}:budget", self.prefix)
+    }
+
+    /// string with a TTL: Pusher messages `connection` sent on UTC day `day` (days since the
+    /// epoch), against its `daily_quota`.
+    pub(crate) fn pusher_quota(&self, connection: &str, day: u64) -> String {
+        format!("{}herald:pusher:{{{connection}}}:quota:{day}", self.prefix)
+    }
+
     /// hash with a TTL: the Pusher requests of every replica on `connection` in minute
     /// `minute` (since the epoch), counted by status (`200`, `503`, `timeout`, `connect`).
     pub(crate) fn pusher_activity(&self, connection: &str, minute: u64) -> String {

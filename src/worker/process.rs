@@ -249,9 +249,9 @@ fn decide(shared: &Shared, queue: &str, r: Routed, clock: Clock, settlement: &mu
 
 fn log_retry(queue: &str, env: &Envelope, id: &DeliveryId, e: &DeliveryError, r: &settle::Retry) {
     if matches!(e, DeliveryError::Deferred { .. }) {
-        // Parked while a circuit is open: expected, counted, not worth a line each.
+        // Parked while a circuit is open or a budget spent: expected, counted, not worth a line each.
         tracing::debug!(
-            message = "Delivery deferred; the connection's circuit is open.",
+            message = "Delivery deferred: the connection's circuit is open or its shared budget is spent.",
             envelope_id = %env.id,
             queue = %queue,
             delivery = %id,

@@ -203,3 +203,70 @@ async fn a_dead_letter_takes_its_progress_record_with_it() {
         "gone with the dead letter"
     );
 }
+
+/// A daily quota shared through Redis: what exceeds it waits in the delayed set for the next
+/// day (no attempt used, max_attempts = 1 would dead-letter a spent attempt), never dropped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spent_budget_defers_and_never_drops() {
+    let redis = RedisServer::start();
+    let fake = PusherFake::start().await.unwrap();
+    let text = format!(
+        "[retry]\nmax_attempts = 1\n[broadcasting]\ndefault = [\"pusher\"]\n{}",
+        fake.connection_toml("pusher", "daily_quota = 3"),
+    );
+    let herald = Running::start(config(&redis, "concurrency = 1", &text)).await;
+    let q = queue(&redis);
+    for i in 0..5 {
+        push(
+            &redis,
+            &[envelope(&format!("d{i}"), &["quota"], json!({"i": i}))],
+        )
+        .await;
+        eventually("the envelope handled", || async {
+            let s = q.stats().await.ok()?;
+            (s.waiting == 0 && s.processing == 0).then_some(())
+        })
+        .await;
+    }
+    let stats = q.stats().await.unwrap();
+    let metrics = herald.metrics().await;
+    herald.stop().await.unwrap();
+    assert_eq!(fake.events().len(), 3, "the quota's three");
+    assert_eq!(stats.delayed, 2, "the rest wait for tomorrow");
+    assert!(
+        q.failed_list(0, 10).await.unwrap().is_empty(),
+        "no attempt spent"
+    );
+    let line = r#"herald_pusher_budget_left{connection="pusher",kind="quota"} 0"#;
+    assert!(metrics.contains(line), "/metrics lacks {line}");
+}
+
+/// A shared rate: events beyond the bucket are deferred and retried until the bucket refills;
+/// every one arrives, none uses an attempt, and the bucket shows in a gauge.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shared_rate_delays_but_delivers_everything() {
+    let redis = RedisServer::start();
+    let fake = PusherFake::start().await.unwrap();
+    let text = format!(
+        "[retry]\nmax_attempts = 1\n[broadcasting]\ndefault = [\"pusher\"]\n{}",
+        fake.connection_toml("pusher", "rate_per_second = 20\nrate_burst = 2"),
+    );
+    let herald = Running::start(config(&redis, "concurrency = 2\nbatch_size = 2", &text)).await;
+    let envelopes: Vec<String> = (0..12)
+        .map(|i| envelope(&format!("t{i}"), &[&format!("rate.{i}")], json!({"i": i})))
+        .collect();
+    push(&redis, &envelopes).await;
+    guard("12 events at the fake", fake.wait_for_events(12)).await;
+    let q = queue(&redis);
+    settled(&q).await;
+    let metrics = herald.metrics().await;
+    herald.stop().await.unwrap();
+    assert!(
+        q.failed_list(0, 10).await.unwrap().is_empty(),
+        "no attempt spent"
+    );
+    assert!(
+        metrics.contains(r#"herald_pusher_budget_left{connection="pusher",kind="rate"}"#),
+        "the bucket's gauge"
+    );
+}

@@ -27,6 +27,7 @@
 
 pub(crate) mod activity;
 pub(crate) mod batch;
+pub(crate) mod budget;
 pub(crate) mod circuit;
 pub(crate) mod crypto;
 pub(crate) mod progress;
@@ -79,6 +80,8 @@ pub(crate) struct PusherBroadcaster {
     master: Option<MasterKey>,
     permits: Semaphore,
     circuit: Circuit,
+    /// The shared rate and daily quota, when configured.
+    budget: Option<budget::Budget>,
     progress: Progress,
     metrics: Arc<Metrics>,
     /// Requests by status for the dashboard, flushed to Redis by the maintenance loop.
@@ -110,6 +113,17 @@ impl PusherBroadcaster {
             config.circuit_open_for,
             config.timeout,
             metrics.clone(),
+        );
+        let budget = budget::Budget::new(
+            redis.clone(),
+            &keys,
+            name,
+            (
+                config.rate_per_second,
+                config.rate_burst,
+                config.daily_quota,
+            ),
+            metrics,
         );
         let app_path = format!("/apps/{}", config.app_id);
         let host = reqwest::Url::parse(&config.base_url())
@@ -146,6 +160,7 @@ impl PusherBroadcaster {
             master,
             permits: Semaphore::new(config.max_concurrent_requests.max(1)),
             circuit,
+            budget,
             progress: Progress::new(redis, key_prefix),
             metrics: metrics.clone(),
             requests: Arc::new(RequestLog::new(name)),
@@ -192,13 +207,16 @@ impl PusherBroadcaster {
         );
 
         let mut outcomes = Vec::new();
+        if let Some(e) = self.spend(units, &requests).await {
+            outcomes.extend(requests.drain(..).flatten().map(|u| (u, Err(e.clone()))));
+        }
         let admit = if requests.is_empty() {
             Admit::Closed
         } else {
             self.circuit.admit().await
         };
         match admit {
-            Admit::Closed => outcomes = self.dispatch_all(units, track, requests).await,
+            Admit::Closed => outcomes.extend(self.dispatch_all(units, track, requests).await),
             Admit::Open(retry_in) => {
                 let e = self.circuit.deferred(retry_in);
                 outcomes.extend(pending.iter().map(|&u| (u, Err(e.clone()))));
@@ -273,6 +291,18 @@ impl PusherBroadcaster {
             );
         }
         (plan, done)
+    }
+
+    /// Takes the `requests`' messages (one per channel) from the shared budget; the
+    /// deferral when it is spent.
+    async fn spend(&self, units: &[Unit<'_>], requests: &[Vec<usize>]) -> Option<DeliveryError> {
+        let budget = self.budget.as_ref().filter(|_| !requests.is_empty())?;
+        let cost: usize = requests
+            .iter()
+            .flatten()
+            .map(|&u| units[u].channels.len())
+            .sum();
+        budget.take(cost as u64, crate::clock::now_ms()).await
     }
 
     /// Forgets the delivery record of split events that are now complete (the parts were
