@@ -14,7 +14,11 @@
 //! - fails on command: scripted answers for the next requests ([`PusherFake::fail_next`],
 //!   [`PusherFake::rate_limit_next`], [`PusherFake::slow_next`], [`PusherFake::reset_next`]),
 //!   and a standing rejection of requests carrying a marker ([`PusherFake::reject_matching`]);
-//! - optionally honours `idempotency_key` as sockudo does ([`PusherFake::honour_idempotency`]).
+//! - optionally honours `idempotency_key` as sockudo does ([`PusherFake::honour_idempotency`]);
+//! - behaves like production servers on demand: Reverb's request-size limit (413 and a closed
+//!   connection, [`FakeLimits::max_request_bytes`]), Reverb's close after every answer
+//!   ([`PusherFake::close_after_every_response`]), a plan's spent quota (429 with
+//!   `Retry-After`, [`PusherFake::quota`]).
 //!
 //! Its signature check is written independently of herald's signer, so a signing bug cannot
 //! hide by agreeing with itself. Does not own: anything herald runs in production.
@@ -137,6 +141,9 @@ struct Inner {
     /// Reverb's manner: answer one request per connection (no `Connection: close`), and close
     /// a connection reused for another without answering.
     close_after_every_response: bool,
+    /// (messages, Retry-After seconds): once this many messages (events × channels) were
+    /// accepted, every request is answered 429 with the Retry-After, as a spent plan.
+    quota: Option<(usize, u64)>,
     seen_keys: HashSet<String>,
     /// Whether events and requests are kept (a long benchmark only needs the counts).
     keep: bool,
@@ -205,6 +212,7 @@ impl PusherFake {
                 rules: Vec::new(),
                 honour_idempotency: false,
                 close_after_every_response: false,
+                quota: None,
                 seen_keys: HashSet::new(),
                 keep: true,
                 event_count: 0,
@@ -319,6 +327,13 @@ impl PusherFake {
     /// a reused connection is met by a closed connection and accepted nowhere.
     pub fn close_after_every_response(&self, on: bool) {
         self.shared.lock().close_after_every_response = on;
+    }
+
+    /// From now on, a request that would take the messages accepted (one per channel) past
+    /// `messages` is answered 429 with `Retry-After: retry_after_secs`, accepting nothing: a
+    /// plan's quota spent. `None` lifts it.
+    pub fn quota(&self, quota: Option<(usize, u64)>) {
+        self.shared.lock().quota = quota;
     }
 
     /// Whether every event and request is kept for [`Self::events`] and [`Self::requests`]
@@ -542,5 +557,19 @@ mod tests {
             "one pooled connection"
         );
         assert_eq!(fake.events().len(), 2);
+    }
+
+    /// A spent quota answers 429 with Retry-After and accepts nothing more.
+    #[tokio::test]
+    async fn a_spent_quota_answers_429_with_retry_after() {
+        let fake = PusherFake::start().await.unwrap();
+        fake.quota(Some((2, 7)));
+        let two = serde_json::json!({"name": "E", "data": "{}", "channels": ["a", "b"]});
+        assert_eq!(post(&fake, "events", &two, "application/json").await.0, 200);
+        let (status, _) = post(&fake, "events", &two, "application/json").await;
+        assert_eq!(status, 429);
+        assert_eq!(fake.events().len(), 2);
+        fake.quota(None);
+        assert_eq!(post(&fake, "events", &two, "application/json").await.0, 200);
     }
 }

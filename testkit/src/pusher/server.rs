@@ -295,7 +295,15 @@ impl Exchange {
                 Scripted::Rule(*status, why)
             })
         });
-        rule.or_else(|| i.script.pop_front().map(Scripted::Action))
+        let messages: usize = items.iter().map(|it| it.channels.len()).sum();
+        let spent = i.quota.and_then(|(quota, retry_after)| {
+            (i.event_count + messages > quota).then_some(Scripted::Action(Action::Status {
+                status: 429,
+                retry_after: Some(retry_after),
+            }))
+        });
+        rule.or(spent)
+            .or_else(|| i.script.pop_front().map(Scripted::Action))
     }
 
     /// Accepts the events (recording them per channel, honouring idempotency keys when asked),
