@@ -26,6 +26,7 @@
 //! current.
 
 pub(crate) mod activity;
+mod answer;
 pub(crate) mod batch;
 pub(crate) mod budget;
 pub(crate) mod circuit;
@@ -41,6 +42,7 @@ use futures::future::{BoxFuture, join_all};
 use tokio::sync::Semaphore;
 
 use self::activity::RequestLog;
+use self::answer::{embedded_error_status, read_bounded, server_message};
 use self::batch::{Settings, Unit};
 use self::circuit::{Admit, Circuit};
 use self::crypto::MasterKey;
@@ -51,8 +53,6 @@ use crate::delivery::{DeliveryError, DeliveryResult};
 use crate::metrics::Metrics;
 use crate::queue::{GlobalKeys, Redis};
 
-/// Most of an answer's body kept for error messages.
-const MAX_ERROR_BODY: usize = 4096;
 /// Longest `Retry-After` honoured.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
 
@@ -529,54 +529,6 @@ fn http_client(config: &PusherConfig, pooled: bool) -> Result<reqwest::Client, S
         .map_err(|e| format!("cannot build the HTTP client: {e}"))
 }
 
-/// The body, at most [`MAX_ERROR_BODY`] bytes of it.
-async fn read_bounded(mut resp: reqwest::Response) -> Result<Vec<u8>, String> {
-    let mut out = Vec::new();
-    while out.len() < MAX_ERROR_BODY {
-        match resp.chunk().await {
-            Ok(Some(chunk)) => {
-                let room = MAX_ERROR_BODY - out.len();
-                out.extend_from_slice(&chunk[..chunk.len().min(room)]);
-            }
-            Ok(None) => break,
-            Err(e) => return Err(crate::delivery::http_error_text(e)),
-        }
-    }
-    Ok(out)
-}
-
-/// The status of an error reported inside a 2xx body (`{"error":…,"code":401}`), if any.
-fn embedded_error_status(body: &[u8]) -> Option<u16> {
-    #[derive(serde::Deserialize)]
-    struct Embedded {
-        error: serde_json::Value,
-        code: u16,
-    }
-    let e: Embedded = serde_json::from_slice(body).ok()?;
-    (e.error.is_string() && (400..600).contains(&e.code)).then_some(e.code)
-}
-
-/// The server's own words: `error` (soketi, sockudo), `message` (Reverb, Laravel), or the text.
-fn server_message(body: &[u8]) -> String {
-    let text = String::from_utf8_lossy(body);
-    let from_json = serde_json::from_slice::<serde_json::Value>(body)
-        .ok()
-        .and_then(|v| {
-            let field = |k: &str| v.get(k).and_then(|m| m.as_str()).map(str::to_string);
-            let msg = field("error").or_else(|| field("message"))?;
-            Some(match v.get("errors") {
-                Some(errors) => format!("{msg} {errors}"),
-                None => msg,
-            })
-        });
-    let msg = from_json.unwrap_or_else(|| text.trim().to_string());
-    if msg.is_empty() {
-        "(empty answer)".into()
-    } else {
-        msg.chars().take(500).collect()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -683,34 +635,5 @@ mod tests {
             );
             assert_eq!(want["content_type"], "application/json");
         }
-    }
-
-    #[test]
-    fn errors_inside_a_2xx_body_are_believed() {
-        assert_eq!(
-            embedded_error_status(br#"{"error":"The secret authentication failed","code":401}"#),
-            Some(401)
-        );
-        for ok in [&br#"{}"#[..], br#"{"ok":true}"#, b"", br#"{"channels":{}}"#] {
-            assert_eq!(embedded_error_status(ok), None);
-        }
-    }
-
-    #[test]
-    fn server_messages_are_extracted() {
-        assert_eq!(
-            server_message(
-                br#"{"error":"Invalid API signature","code":"auth_failed","status":401}"#
-            ),
-            "Invalid API signature"
-        );
-        assert_eq!(
-            server_message(
-                br#"{"message":"The given data was invalid.","errors":{"data":["required"]}}"#
-            ),
-            r#"The given data was invalid. {"data":["required"]}"#
-        );
-        assert_eq!(server_message(b"Unknown auth_key\n"), "Unknown auth_key");
-        assert_eq!(server_message(b""), "(empty answer)");
     }
 }
