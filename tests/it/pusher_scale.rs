@@ -270,3 +270,48 @@ async fn a_shared_rate_delays_but_delivers_everything() {
         "the bucket's gauge"
     );
 }
+
+/// A short outage while events keep arriving (the test-sized version of issue 11's outage;
+/// the 60-second benchmark is not written yet): the endpoint answers 503 until the circuit
+/// opens, deliveries wait in the delayed set, and after recovery every event arrives once, none
+/// dead-lettered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_outage_while_events_arrive_loses_nothing() {
+    let redis = RedisServer::start();
+    let fake = PusherFake::start().await.unwrap();
+    fake.keep_details(true);
+    fake.fail_next(503, 12);
+    let herald = Running::start(with_fake(
+        &redis,
+        &fake,
+        "",
+        "circuit_failures = 3\ncircuit_open_for = \"200ms\"",
+        "",
+    ))
+    .await;
+    for round in 0..5 {
+        let envelopes: Vec<String> = (0..100)
+            .map(|i| {
+                let n = round * 100 + i;
+                envelope(&format!("o{n}"), &[&format!("out.{n}")], json!({"n": n}))
+            })
+            .collect();
+        push(&redis, &envelopes).await;
+    }
+    guard("500 events at the fake", fake.wait_for_events(500)).await;
+    let q = queue(&redis);
+    settled(&q).await;
+    herald.stop().await.unwrap();
+    assert!(
+        q.failed_list(0, 10).await.unwrap().is_empty(),
+        "nothing dead-lettered"
+    );
+    let mut per_channel = std::collections::BTreeMap::<String, usize>::new();
+    for e in fake.events() {
+        *per_channel.entry(e.channel).or_default() += 1;
+    }
+    assert_eq!(per_channel.len(), 500);
+    assert!(per_channel.values().all(|&n| n == 1), "each once");
+    let failed = fake.requests().iter().filter(|r| r.status == 503).count();
+    assert_eq!(failed, 12, "the outage was seen");
+}
