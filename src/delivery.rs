@@ -204,6 +204,36 @@ pub(crate) fn http_error_text(e: reqwest::Error) -> String {
     out
 }
 
+/// Whether a request failed because the connection it went out on was closed under it (reset,
+/// broken pipe, or closed before the answer), after the connection was made: what a pooled
+/// connection gives when the server closed it after its last answer without saying so
+/// (Reverb). Not a refused connection, not a timeout.
+pub(crate) fn is_closed_connection(e: &reqwest::Error) -> bool {
+    use std::io::ErrorKind::{BrokenPipe, ConnectionAborted, ConnectionReset, UnexpectedEof};
+    if e.is_connect() || e.is_timeout() {
+        return false;
+    }
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        if let Some(io) = s.downcast_ref::<std::io::Error>()
+            && matches!(
+                io.kind(),
+                ConnectionReset | ConnectionAborted | BrokenPipe | UnexpectedEof
+            )
+        {
+            return true;
+        }
+        // hyper's IncompleteMessage, which it exposes as text only.
+        if s.to_string()
+            .contains("connection closed before message completed")
+        {
+            return true;
+        }
+        source = s.source();
+    }
+    false
+}
+
 /// The outcome of one delivery.
 pub type DeliveryResult = Result<(), DeliveryError>;
 

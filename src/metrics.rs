@@ -94,6 +94,8 @@ pub struct Metrics {
     inflight: IntGaugeVec,
     circuit_open: IntGaugeVec,
     pusher_requests: IntCounterVec,
+    pusher_stale_retries: IntCounterVec,
+    pusher_budget: IntGaugeVec,
     live_processes: IntGauge,
     up: Gauge,
 }
@@ -186,6 +188,18 @@ const PUSHER_REQUESTS: Def = Def {
     help: "Pusher HTTP API requests, by connection and status (or error kind).",
     labels: &["connection", "status"],
 };
+const PUSHER_STALE_RETRIES: Def = Def {
+    name: "herald_pusher_stale_connection_retries_total",
+    help: "Pusher requests that met a pooled connection the server had closed and were sent \
+           once more on a fresh one (no attempt used), by connection.",
+    labels: &["connection"],
+};
+const PUSHER_BUDGET: Def = Def {
+    name: "herald_pusher_budget_left",
+    help: "The shared Pusher budget left, as last taken from by this process: kind=\"rate\" \
+           (tokens in the bucket) or kind=\"quota\" (messages left today).",
+    labels: &["connection", "kind"],
+};
 const LIVE_PROCESSES: Def = Def {
     name: "herald_live_processes",
     help: "herald processes heartbeating on this Redis, as last seen by this one.",
@@ -264,6 +278,8 @@ impl Metrics {
             inflight: gauge(&r, &INFLIGHT),
             circuit_open: gauge(&r, &CIRCUIT_OPEN),
             pusher_requests: counter(&r, &PUSHER_REQUESTS),
+            pusher_stale_retries: counter(&r, &PUSHER_STALE_RETRIES),
+            pusher_budget: gauge(&r, &PUSHER_BUDGET),
             live_processes: registered(
                 &r,
                 IntGauge::new(LIVE_PROCESSES.name, LIVE_PROCESSES.help).expect("valid metric"),
@@ -373,6 +389,24 @@ impl Metrics {
         self.pusher_requests
             .with_label_values(&[connection, status])
             .inc();
+    }
+
+    pub(crate) fn pusher_stale_retry(&self, connection: &str) {
+        self.pusher_stale_retries
+            .with_label_values(&[connection])
+            .inc();
+    }
+
+    /// `quota_left` < 0: the connection has no daily quota.
+    pub(crate) fn set_pusher_budget(&self, connection: &str, tokens: i64, quota_left: i64) {
+        self.pusher_budget
+            .with_label_values(&[connection, "rate"])
+            .set(tokens);
+        if quota_left >= 0 {
+            self.pusher_budget
+                .with_label_values(&[connection, "quota"])
+                .set(quota_left);
+        }
     }
 
     pub(crate) fn set_live_processes(&self, n: usize) {

@@ -57,10 +57,11 @@ pub(crate) enum Broadcaster {
 
 impl Broadcaster {
     /// Broadcasts a batch; one outcome per message, in order.
-    pub(crate) async fn send(&self, batch: &[Message<'_>]) -> Vec<DeliveryResult> {
+    /// `queue`: the queue the batch came from.
+    pub(crate) async fn send(&self, batch: &[Message<'_>], queue: &str) -> Vec<DeliveryResult> {
         match self {
             Broadcaster::Redis(r) => r.send(batch).await,
-            Broadcaster::Pusher(p) => p.send(batch).await,
+            Broadcaster::Pusher(p) => p.send(batch, queue).await,
             Broadcaster::Log => batch
                 .iter()
                 .map(|m| {

@@ -7,6 +7,9 @@ use serde::{Deserialize, Serialize};
 
 use super::{ConfigError, Secret, invalid};
 
+/// Smallest non-zero `max_request_bytes`.
+const MIN_REQUEST_BYTES: usize = 2048;
+
 /// A Pusher Channels HTTP API connection (`driver = "pusher"`). The shipped config reads
 /// Laravel's own variables (`PUSHER_APP_ID`, `PUSHER_APP_KEY`, `PUSHER_APP_SECRET`,
 /// `PUSHER_APP_CLUSTER`, `PUSHER_HOST`, `PUSHER_PORT`, `PUSHER_SCHEME`); docs/pusher.md has
@@ -48,6 +51,12 @@ pub struct PusherConfig {
     /// Largest `data` string per event, in bytes (Pusher: 10 KB; soketi and sockudo: 100 KB).
     #[serde(deserialize_with = "super::de::lenient::number")]
     pub max_data_bytes: usize,
+    /// Largest whole HTTP request, request line and headers included, in bytes; events are
+    /// packed into `/batch_events` under it, and one that alone cannot fit is dead-lettered
+    /// before any request (`request_too_large`). 0: no limit. Laravel Reverb: 10000 (its
+    /// `max_request_size`); Pusher, soketi, sockudo: 0 (docs/pusher.md has the presets).
+    #[serde(deserialize_with = "super::de::lenient::number")]
+    pub max_request_bytes: usize,
     /// Channels per `/events` request (Pusher: 100); events with more are sent in chunks.
     #[serde(deserialize_with = "super::de::lenient::number")]
     pub max_channels_per_request: usize,
@@ -67,6 +76,18 @@ pub struct PusherConfig {
     /// How long an open circuit defers deliveries before one probe request may close it.
     #[serde(with = "super::de::duration")]
     pub circuit_open_for: Duration,
+    /// Pusher messages (one per channel of an event) per second for this connection across
+    /// every replica, a token bucket in Redis; beyond it deliveries are deferred (no attempt
+    /// used), never dropped. 0: no rate.
+    #[serde(deserialize_with = "super::de::lenient::number")]
+    pub rate_per_second: u32,
+    /// The bucket's size (messages that may go at once); 0: `rate_per_second`.
+    #[serde(deserialize_with = "super::de::lenient::number")]
+    pub rate_burst: u32,
+    /// Messages per UTC day across every replica (a Pusher plan's cap); beyond it deliveries
+    /// wait for the next day. 0: no quota.
+    #[serde(deserialize_with = "super::de::lenient::number")]
+    pub daily_quota: u64,
     /// Send an `idempotency_key` per event, so servers that honour it (sockudo) drop a retried
     /// duplicate; others ignore the field.
     #[serde(deserialize_with = "super::de::lenient::boolean")]
@@ -88,6 +109,7 @@ impl Default for PusherConfig {
             connect_timeout: Duration::from_secs(5),
             max_concurrent_requests: 16,
             max_data_bytes: 10 * 1024,
+            max_request_bytes: 0,
             max_channels_per_request: 100,
             max_batch_size: 10,
             max_channel_name: 164,
@@ -95,6 +117,9 @@ impl Default for PusherConfig {
             circuit_failures: 5,
             circuit_open_for: Duration::from_secs(15),
             idempotency: true,
+            rate_per_second: 0,
+            rate_burst: 0,
+            daily_quota: 0,
         }
     }
 }
@@ -233,6 +258,15 @@ impl PusherConfig {
             if v == 0 {
                 return Err(invalid(format!("{key}.{field}"), "must be at least 1"));
             }
+        }
+        if self.max_request_bytes > 0 && self.max_request_bytes < MIN_REQUEST_BYTES {
+            return Err(invalid(
+                format!("{key}.max_request_bytes"),
+                format!(
+                    "must be 0 (no limit) or at least {MIN_REQUEST_BYTES}: the request line and \
+                     headers alone take several hundred bytes"
+                ),
+            ));
         }
         if self.circuit_failures > 0 && self.circuit_open_for < Duration::from_millis(100) {
             return Err(invalid(

@@ -449,3 +449,22 @@ fn broadcast_connection_herald_from_a_shared_laravel_env_keeps_the_default() {
         "an empty list still means none"
     );
 }
+
+#[test]
+fn max_request_bytes_is_off_by_default_and_must_leave_room_for_headers() {
+    assert_eq!(
+        pusher(&parse(PUSHER_SECTION, &[]).unwrap()).max_request_bytes,
+        0
+    );
+    let reverb = format!("{PUSHER_SECTION}\n    max_request_bytes = 10000\n");
+    assert_eq!(
+        pusher(&parse(&reverb, &[]).unwrap()).max_request_bytes,
+        10_000
+    );
+    let tiny = format!("{PUSHER_SECTION}\n    max_request_bytes = 500\n");
+    let err = parse(&tiny, &[]).unwrap_err().to_string();
+    assert!(
+        err.contains("pusher.max_request_bytes") && err.contains("at least 2048"),
+        "{err}"
+    );
+}

@@ -236,6 +236,12 @@ impl Queue {
                 pipe.hdel(&self.keys.failed, id);
             }
             pipe.zrem(&self.keys.failed_index, chunk).ignore();
+            // The record of a split Pusher event's delivered parts goes with its dead letter.
+            let records: Vec<String> = chunk
+                .iter()
+                .map(|f| self.keys.pusher_sent(id_of(f)))
+                .collect();
+            pipe.del(records).ignore();
             let deleted: Vec<i64> = self.run("failed forget", &pipe).await?;
             done.extend(deleted.into_iter().map(|n| n == 1));
         }
@@ -244,13 +250,35 @@ impl Queue {
 
     /// Deletes every dead letter of this queue; returns how many there were.
     pub(crate) async fn failed_flush(&self) -> Result<u64, QueueError> {
+        // Read before the flush, deleted after: the records are only hints (a leftover one
+        // expires; one deleted early makes a retry resend parts, never lose them).
+        let mut read = redis::pipe();
+        read.hkeys(&self.keys.failed);
+        let (fields,): (Vec<String>,) = self.run("failed flush", &read).await?;
         let mut pipe = redis::pipe();
         pipe.atomic()
             .hlen(&self.keys.failed)
             .del(&self.keys.failed)
             .del(&self.keys.failed_index);
         let (n, _, _): (u64, i64, i64) = self.run("failed flush", &pipe).await?;
+        for chunk in fields.chunks(ACTION_CHUNK) {
+            let mut del = redis::pipe();
+            let records: Vec<String> = chunk
+                .iter()
+                .map(|f| self.keys.pusher_sent(id_of(f)))
+                .collect();
+            del.del(records).ignore();
+            let () = self.run("failed flush", &del).await?;
+        }
         Ok(n)
+    }
+}
+
+/// The envelope id of a dead-letter field: a repeated id's is `id#k` (settle.lua).
+fn id_of(field: &str) -> &str {
+    match field.rsplit_once('#') {
+        Some((id, k)) if !k.is_empty() && k.bytes().all(|b| b.is_ascii_digit()) => id,
+        _ => field,
     }
 }
 

@@ -69,6 +69,20 @@ impl QueueKeys {
         format!("{}:paused", self.base)
     }
 
+    /// set with a TTL: the units of envelope `id`'s Pusher deliveries (every connection: a unit
+    /// key names its connection) already delivered while other parts of the same event were
+    /// not, so a retry does not resend them (`broadcast::pusher::progress`). In the queue's
+    /// slot, so dead-letter eviction (settle.lua) and `failed forget` delete it with the dead
+    /// letter.
+    pub(crate) fn pusher_sent(&self, id: &str) -> String {
+        format!("{}{id}", self.pusher_sent_prefix())
+    }
+
+    /// [`Self::pusher_sent`] without the id, for settle.lua to append dead-letter ids to.
+    pub(crate) fn pusher_sent_prefix(&self) -> String {
+        format!("{}:pusher:sent:", self.base)
+    }
+
     /// The process id inside a processing list key, if `key` is one of this queue's.
     pub(crate) fn process_of<'k>(&self, key: &'k str) -> Option<&'k str> {
         let rest = key.strip_prefix(&self.base)?.strip_prefix(":processing:")?;
@@ -108,10 +122,16 @@ impl GlobalKeys {
         format!("{}:probe", self.circuit(connection))
     }
 
-    /// set with a TTL, per envelope id appended: the parts of an event split over several
-    /// Pusher requests that `connection` already delivered (so a retry does not resend them).
-    pub(crate) fn pusher_sent_prefix(&self, connection: &str) -> String {
-        format!("{}herald:pusher:{connection}:sent:", self.prefix)
+    /// hash with a TTL: the shared token bucket (`tokens`, `ts`) of Pusher `connection`'s
+    /// `rate_per_second`; the `{connection}` tag keeps it in the slot of the quota counter.
+    pub(crate) fn pusher_budget(&self, connection: &str) -> String {
+        format!("{}herald:pusher:{{{connection}}}:budget", self.prefix)
+    }
+
+    /// string with a TTL: Pusher messages `connection` sent on UTC day `day` (days since the
+    /// epoch), against its `daily_quota`.
+    pub(crate) fn pusher_quota(&self, connection: &str, day: u64) -> String {
+        format!("{}herald:pusher:{{{connection}}}:quota:{day}", self.prefix)
     }
 
     /// hash with a TTL: the Pusher requests of every replica on `connection` in minute

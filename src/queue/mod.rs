@@ -195,6 +195,7 @@ impl Queue {
             .key(self.keys.activity(activity::minute_of(now_ms)))
             .arg(now_ms)
             .arg(self.failed_cap)
+            .arg(self.keys.pusher_sent_prefix())
             .arg(s.retries.len());
         for (due, payload) in &s.retries {
             inv.arg(due).arg(payload.as_slice());

@@ -158,3 +158,61 @@ async fn settle_counts_its_batch_in_the_minute_once() {
         "{ttl}"
     );
 }
+
+/// A dead letter evicted by the cap takes its Pusher delivery record (`{K}:pusher:sent:<id>`)
+/// with it; a kept one keeps its record.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_evicted_dead_letter_takes_its_delivery_record_with_it() {
+    use super::{DeadLetter, FailedDelivery};
+    let redis = RedisServer::start();
+    let q = Queue::new(
+        Redis::open(&redis.url(), 2).unwrap(),
+        QueueKeys::new("", "herald:default"),
+        1,
+    );
+    let mut c = q.redis.get().await.unwrap();
+    let dead = |id: &str, at: u64| DeadLetter {
+        envelope_id: Some(id.into()),
+        queue: "herald:default".into(),
+        event: Some("E".into()),
+        code: "http_4xx".into(),
+        reason: "r".into(),
+        deliveries: vec![FailedDelivery {
+            delivery: "broadcast:pusher".into(),
+            code: "http_4xx".into(),
+            error: "e".into(),
+            retryable: false,
+        }],
+        attempts: 1,
+        failed_at: at,
+        payload: DeadLetter::payload_of(b"{}"),
+    };
+    for (id, at) in [("old", 1), ("new", 2)] {
+        let record = q.keys.pusher_sent(id);
+        let _: () = ::redis::cmd("SADD")
+            .arg(&record)
+            .arg("herald-unit")
+            .query_async(&mut c)
+            .await
+            .unwrap();
+        push(&redis, 1).await;
+        let p = q.keys.processing("proc", 0);
+        assert_eq!(q.reserve(&mut c, &p, 1).await.unwrap().len(), 1);
+        let s = Settlement {
+            dead: vec![(id.to_string(), dead(id, at))],
+            ..Settlement::default()
+        };
+        q.settle(&mut c, &p, &s, at).await.unwrap();
+    }
+    let records: (i64, i64) = ::redis::pipe()
+        .exists(q.keys.pusher_sent("old"))
+        .exists(q.keys.pusher_sent("new"))
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert_eq!(
+        records,
+        (0, 1),
+        "the evicted one's record went, the kept one's stayed"
+    );
+}

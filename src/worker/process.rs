@@ -113,7 +113,7 @@ impl Ages {
 /// records each outcome on its envelope.
 async fn deliver(shared: &Shared, queue: &str, routed: &mut [Routed]) -> Ages {
     let listened = join_all(listener_calls(shared, queue, routed));
-    let broadcast = join_all(broadcasts(shared, routed));
+    let broadcast = join_all(broadcasts(shared, queue, routed));
     let (listened, broadcast) = futures::join!(listened, broadcast);
     let mut ages = Ages::default();
     let now = clock::now_secs();
@@ -163,6 +163,7 @@ fn listener_calls<'a>(
 /// indexes, one outcome per envelope, time taken).
 fn broadcasts<'a>(
     shared: &'a Shared,
+    queue: &'a str,
     routed: &'a [Routed],
 ) -> impl Iterator<
     Item = impl Future<Output = (ConnectionIx, Vec<usize>, Vec<DeliveryResult>, Duration)> + 'a,
@@ -179,7 +180,7 @@ fn broadcasts<'a>(
         }
         Some(async move {
             let start = Instant::now();
-            let mut results = slot.target.send(&messages).await;
+            let mut results = slot.target.send(&messages, queue).await;
             // One outcome per message is the driver contract; a missing one must not read as
             // success.
             results.resize_with(members.len(), || {
@@ -248,9 +249,9 @@ fn decide(shared: &Shared, queue: &str, r: Routed, clock: Clock, settlement: &mu
 
 fn log_retry(queue: &str, env: &Envelope, id: &DeliveryId, e: &DeliveryError, r: &settle::Retry) {
     if matches!(e, DeliveryError::Deferred { .. }) {
-        // Parked while a circuit is open: expected, counted, not worth a line each.
+        // Parked while a circuit is open or a budget spent: expected, counted, not worth a line each.
         tracing::debug!(
-            message = "Delivery deferred; the connection's circuit is open.",
+            message = "Delivery deferred: the connection's circuit is open or its shared budget is spent.",
             envelope_id = %env.id,
             queue = %queue,
             delivery = %id,

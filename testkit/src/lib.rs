@@ -20,7 +20,7 @@ mod webhook;
 
 use std::time::Duration;
 
-pub use pusher::PusherFake;
+pub use pusher::{Action, FakeLimits, FakeRequest, PusherFake};
 pub use redis::RedisServer;
 pub use webhook::{WebhookFake, WebhookRequest};
 

@@ -23,6 +23,9 @@ mod laravel;
 mod operations;
 /// The Pusher broadcaster: signing, batching, limits, retries, circuit, real server end to end.
 mod pusher;
+/// The Pusher broadcaster at production scale: request-size budgets, servers that close after
+/// every answer, byte-identical encrypted retries.
+mod pusher_scale;
 /// kill -9, SIGTERM, two processes, poison messages, Redis restarts.
 mod reliability;
 /// Per-delivery retries, dead letters and `herald failed retry`.

@@ -22,7 +22,7 @@ use crate::support::{queue, settled};
 use herald_testkit::RedisServer;
 
 /// herald broadcasting on the fake only, fast retries; `conn` and `extra` are appended.
-fn with_fake(
+pub(crate) fn with_fake(
     redis: &RedisServer,
     fake: &PusherFake,
     worker: &str,
@@ -39,11 +39,11 @@ fn with_fake(
     )
 }
 
-fn envelope(id: &str, channels: &[&str], data: Value) -> String {
+pub(crate) fn envelope(id: &str, channels: &[&str], data: Value) -> String {
     json!({"id": id, "event": "OrderShipped", "channels": channels, "data": data}).to_string()
 }
 
-async fn dead_letter(q: &QueueOps, id: &str) -> herald::ops::DeadLetter {
+pub(crate) async fn dead_letter(q: &QueueOps, id: &str) -> herald::ops::DeadLetter {
     eventually(&format!("the dead letter {id}"), || async {
         q.failed_get(id).await.unwrap()
     })

@@ -82,12 +82,16 @@ pub(crate) struct Plan<'a> {
     pub messages: Vec<Result<Vec<usize>, DeliveryError>>,
 }
 
-/// Plans `batch`. `nonce` supplies encryption nonces (random in production).
+/// Supplies the nonce of an encrypted unit from the master key, the channel and the unit key
+/// (`crypto::derived_nonce` in production).
+pub(crate) type NonceFn<'n> = &'n mut dyn FnMut(&MasterKey, &str, &str) -> [u8; 24];
+
+/// Plans `batch`. `nonce` supplies encryption nonces.
 pub(crate) fn plan<'a>(
     batch: &[Message<'a>],
     s: &Settings,
     master: Option<&MasterKey>,
-    nonce: &mut dyn FnMut() -> [u8; 24],
+    nonce: NonceFn<'_>,
 ) -> Plan<'a> {
     let mut plan = Plan {
         units: Vec::new(),
@@ -113,7 +117,7 @@ fn plan_one<'a>(
     m: &Message<'a>,
     s: &Settings,
     master: Option<&MasterKey>,
-    nonce: &mut dyn FnMut() -> [u8; 24],
+    nonce: NonceFn<'_>,
 ) -> Result<Vec<Unit<'a>>, DeliveryError> {
     check_name_and_socket(m, s)?;
     let channels = unique_channels(m, s)?;
@@ -139,12 +143,12 @@ fn plan_one<'a>(
             ));
         };
         for c in &encrypted {
-            let sealed = crypto::encrypt(master, c, data.as_bytes(), nonce());
+            let key = unit_key(&s.connection, m, &data, &[c]);
+            let sealed = crypto::encrypt(master, c, data.as_bytes(), nonce(master, c, &key));
             if sealed.len() > s.max_data_bytes {
                 let what = format!("the encrypted data for {c:?}");
                 return Err(too_large(m, s, what, sealed.len()));
             }
-            let key = unit_key(&s.connection, m, &data, &[c]);
             units.push(unit(i, m, key, sealed, vec![c]));
         }
     }
@@ -308,38 +312,8 @@ pub(crate) fn pack(units: &[Unit], pending: &[usize], max_batch_size: usize) -> 
 pub(crate) fn body(units: &[Unit], req: &[usize], idempotency: bool) -> (&'static str, Vec<u8>) {
     let mut out =
         Vec::with_capacity(256 + req.iter().map(|&u| units[u].data.len() + 64).sum::<usize>());
-    let str_ =
-        |out: &mut Vec<u8>, s: &str| serde_json::to_writer(out, s).expect("strings serialize");
-    let event = |out: &mut Vec<u8>, u: &Unit, batch_item: bool| {
-        out.extend_from_slice(b"{\"name\":");
-        str_(out, u.name);
-        out.extend_from_slice(b",\"data\":");
-        str_(out, &u.data);
-        if batch_item {
-            out.extend_from_slice(b",\"channel\":");
-            str_(out, u.channels[0]);
-        } else {
-            out.extend_from_slice(b",\"channels\":[");
-            for (i, c) in u.channels.iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                str_(out, c);
-            }
-            out.push(b']');
-        }
-        if let Some(s) = u.socket_id {
-            out.extend_from_slice(b",\"socket_id\":");
-            str_(out, s);
-        }
-        if idempotency {
-            out.extend_from_slice(b",\"idempotency_key\":");
-            str_(out, &u.key);
-        }
-        out.push(b'}');
-    };
     if let [only] = req {
-        event(&mut out, &units[*only], false);
+        write_event(&mut out, &units[*only], false, idempotency);
         return ("/events", out);
     }
     out.extend_from_slice(b"{\"batch\":[");
@@ -347,10 +321,43 @@ pub(crate) fn body(units: &[Unit], req: &[usize], idempotency: bool) -> (&'stati
         if i > 0 {
             out.push(b',');
         }
-        event(&mut out, &units[u], true);
+        write_event(&mut out, &units[u], true, idempotency);
     }
     out.extend_from_slice(b"]}");
     ("/batch_events", out)
+}
+
+/// Appends one event object: a `/batch_events` item (`channel`) or an `/events` body
+/// (`channels`).
+pub(crate) fn write_event(out: &mut Vec<u8>, u: &Unit, batch_item: bool, idempotency: bool) {
+    let str_ =
+        |out: &mut Vec<u8>, s: &str| serde_json::to_writer(out, s).expect("strings serialize");
+    out.extend_from_slice(b"{\"name\":");
+    str_(out, u.name);
+    out.extend_from_slice(b",\"data\":");
+    str_(out, &u.data);
+    if batch_item {
+        out.extend_from_slice(b",\"channel\":");
+        str_(out, u.channels[0]);
+    } else {
+        out.extend_from_slice(b",\"channels\":[");
+        for (i, c) in u.channels.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            str_(out, c);
+        }
+        out.push(b']');
+    }
+    if let Some(s) = u.socket_id {
+        out.extend_from_slice(b",\"socket_id\":");
+        str_(out, s);
+    }
+    if idempotency {
+        out.extend_from_slice(b",\"idempotency_key\":");
+        str_(out, &u.key);
+    }
+    out.push(b'}');
 }
 
 impl Plan<'_> {
@@ -426,7 +433,7 @@ mod tests {
         }
     }
 
-    fn zero_nonce() -> [u8; 24] {
+    fn zero_nonce(_: &MasterKey, _: &str, _: &str) -> [u8; 24] {
         [0; 24]
     }
 
@@ -605,7 +612,7 @@ mod tests {
             &batch,
             &settings(),
             Some(&master),
-            &mut crypto::random_nonce,
+            &mut crypto::derived_nonce,
         );
         assert_eq!(p.units.len(), 3);
         for u in &p.units[..2] {
@@ -624,7 +631,7 @@ mod tests {
             &batch,
             &settings(),
             Some(&master),
-            &mut crypto::random_nonce,
+            &mut crypto::derived_nonce,
         );
         assert!(
             again
@@ -632,6 +639,14 @@ mod tests {
                 .iter()
                 .zip(&p.units)
                 .all(|(a, b)| a.key == b.key)
+        );
+        // ... and byte-identical requests: the nonce derives from the unit key.
+        for u in 0..p.units.len() {
+            assert_eq!(body(&p.units, &[u], true), body(&again.units, &[u], true));
+        }
+        assert_ne!(
+            p.units[0].data, p.units[1].data,
+            "each channel its own nonce and key"
         );
     }
 

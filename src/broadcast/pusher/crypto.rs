@@ -2,7 +2,9 @@
 //!
 //! Owns: the per-channel key (SHA-256 of the channel name followed by the 32-byte master key),
 //! NaCl `crypto_secretbox` (XSalsa20-Poly1305; MAC first, as tweetnacl and libsodium lay it out)
-//! under a random 24-byte nonce, and the `data` string subscribers decrypt:
+//! under a 24-byte nonce derived from the channel's key and the unit's idempotency key
+//! ([`derived_nonce`]: a retry is byte-identical, and a different event, having a different
+//! unit key, gets a different nonce), and the `data` string subscribers decrypt:
 //! `{"nonce":"<base64>","ciphertext":"<base64>"}`. pusher-js derives the same key from the
 //! `shared_secret` the app's channel authorization returns. Does not own: deciding which
 //! channels are encrypted or what goes in a request (`batch`).
@@ -10,7 +12,8 @@
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use crypto_secretbox::XSalsa20Poly1305;
-use crypto_secretbox::aead::{Aead, AeadCore, KeyInit, OsRng};
+use crypto_secretbox::aead::{Aead, KeyInit};
+use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 
 /// Channels whose events are encrypted end to end.
@@ -52,9 +55,17 @@ impl MasterKey {
     }
 }
 
-/// A fresh random nonce from the operating system.
-pub(crate) fn random_nonce() -> [u8; 24] {
-    XSalsa20Poly1305::generate_nonce(&mut OsRng).into()
+/// The nonce for `unit_key` (the unit's idempotency key, which covers connection, envelope
+/// id, event name, payload and channel) on `channel`: the first 24 bytes of
+/// HMAC-SHA256(channel key, unit key). Every attempt of a unit sends the same bytes; two
+/// different plaintexts never share a nonce under one channel key, because the unit key hashes
+/// the plaintext.
+pub(crate) fn derived_nonce(master: &MasterKey, channel: &str, unit_key: &str) -> [u8; 24] {
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&master.channel_key(channel))
+        .expect("HMAC takes any key");
+    mac.update(unit_key.as_bytes());
+    let tag = mac.finalize().into_bytes();
+    std::array::from_fn(|i| tag[i])
 }
 
 /// The `data` string for `plaintext` (the JSON-encoded payload) on `channel`.
@@ -121,13 +132,35 @@ mod tests {
 
     #[test]
     fn round_trips_only_on_its_own_channel() {
-        let data = encrypt(&master(), "private-encrypted-a", b"{}", random_nonce());
+        let nonce = derived_nonce(&master(), "private-encrypted-a", "herald-1");
+        let data = encrypt(&master(), "private-encrypted-a", b"{}", nonce);
         assert_eq!(
             decrypt(&master(), "private-encrypted-a", &data).as_deref(),
             Some(&b"{}"[..])
         );
         assert_eq!(decrypt(&master(), "private-encrypted-b", &data), None);
-        assert_ne!(random_nonce(), random_nonce());
+    }
+
+    #[test]
+    fn nonces_are_the_same_per_unit_and_differ_across_units_and_channels() {
+        let n = |c: &str, k: &str| derived_nonce(&master(), c, k);
+        assert_eq!(
+            n("private-encrypted-a", "herald-1"),
+            n("private-encrypted-a", "herald-1")
+        );
+        assert_ne!(
+            n("private-encrypted-a", "herald-1"),
+            n("private-encrypted-a", "herald-2")
+        );
+        assert_ne!(
+            n("private-encrypted-a", "herald-1"),
+            n("private-encrypted-b", "herald-1")
+        );
+        let other = MasterKey::from_base64(&B64.encode([7u8; 32])).unwrap();
+        assert_ne!(
+            n("private-encrypted-a", "herald-1"),
+            derived_nonce(&other, "private-encrypted-a", "herald-1")
+        );
     }
 
     #[test]

@@ -26,11 +26,14 @@
 //! current.
 
 pub(crate) mod activity;
+mod answer;
 pub(crate) mod batch;
+pub(crate) mod budget;
 pub(crate) mod circuit;
 pub(crate) mod crypto;
 pub(crate) mod progress;
 pub(crate) mod sign;
+pub(crate) mod size;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -39,6 +42,7 @@ use futures::future::{BoxFuture, join_all};
 use tokio::sync::Semaphore;
 
 use self::activity::RequestLog;
+use self::answer::{embedded_error_status, read_bounded, server_message};
 use self::batch::{Settings, Unit};
 use self::circuit::{Admit, Circuit};
 use self::crypto::MasterKey;
@@ -49,8 +53,6 @@ use crate::delivery::{DeliveryError, DeliveryResult};
 use crate::metrics::Metrics;
 use crate::queue::{GlobalKeys, Redis};
 
-/// Most of an answer's body kept for error messages.
-const MAX_ERROR_BODY: usize = 4096;
 /// Longest `Retry-After` honoured.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
 
@@ -58,6 +60,9 @@ const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
 pub(crate) struct PusherBroadcaster {
     name: String,
     client: reqwest::Client,
+    /// Keeps no idle connection: for the one resend of a request that met a pooled connection
+    /// the server had closed.
+    fresh: reqwest::Client,
     /// `scheme://host[:port]`.
     base_url: String,
     /// `/apps/<app_id>`.
@@ -68,9 +73,15 @@ pub(crate) struct PusherBroadcaster {
     configured: bool,
     timeout: Duration,
     settings: Settings,
+    /// `max_request_bytes`; 0: no request limit.
+    max_request_bytes: usize,
+    /// Body bytes a request may carry under `max_request_bytes` ([`size::body_budget`]).
+    body_budget: Option<usize>,
     master: Option<MasterKey>,
     permits: Semaphore,
     circuit: Circuit,
+    /// The shared rate and daily quota, when configured.
+    budget: Option<budget::Budget>,
     progress: Progress,
     metrics: Arc<Metrics>,
     /// Requests by status for the dashboard, flushed to Redis by the maintenance loop.
@@ -87,17 +98,8 @@ impl PusherBroadcaster {
         key_prefix: &str,
         metrics: &Arc<Metrics>,
     ) -> Result<PusherBroadcaster, String> {
-        let client = reqwest::Client::builder()
-            .timeout(config.timeout)
-            .connect_timeout(config.connect_timeout)
-            .pool_idle_timeout(Duration::from_secs(90))
-            .pool_max_idle_per_host(config.max_concurrent_requests)
-            .tcp_nodelay(true)
-            // A redirect would be followed without the signed query's path: report it instead.
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("herald/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+        let client = http_client(config, true)?;
+        let fresh = http_client(config, false)?;
         // Validated by config; an invalid key here only disables encrypted channels.
         let master = (!config.encryption_master_key_base64.is_empty())
             .then(|| MasterKey::from_base64(config.encryption_master_key_base64.expose()).ok())
@@ -112,11 +114,34 @@ impl PusherBroadcaster {
             config.timeout,
             metrics.clone(),
         );
+        let budget = budget::Budget::new(
+            redis.clone(),
+            &keys,
+            name,
+            (
+                config.rate_per_second,
+                config.rate_burst,
+                config.daily_quota,
+            ),
+            metrics,
+        );
+        let app_path = format!("/apps/{}", config.app_id);
+        let host = reqwest::Url::parse(&config.base_url())
+            .ok()
+            .and_then(|u| {
+                u.host_str()
+                    .map(|h| format!("{h}:{}", u.port().unwrap_or(443)))
+            })
+            .unwrap_or_default();
+        let overhead = size::overhead(&app_path, &config.key, &host);
         Ok(PusherBroadcaster {
+            max_request_bytes: config.max_request_bytes,
+            body_budget: size::body_budget(config.max_request_bytes, overhead),
             name: name.to_string(),
             client,
+            fresh,
             base_url: config.base_url(),
-            app_path: format!("/apps/{}", config.app_id),
+            app_path,
             key: config.key.clone(),
             secret: config.secret.clone(),
             configured: !config.app_id.is_empty()
@@ -135,7 +160,8 @@ impl PusherBroadcaster {
             master,
             permits: Semaphore::new(config.max_concurrent_requests.max(1)),
             circuit,
-            progress: Progress::new(redis, &keys, name),
+            budget,
+            progress: Progress::new(redis, key_prefix),
             metrics: metrics.clone(),
             requests: Arc::new(RequestLog::new(name)),
         })
@@ -147,34 +173,22 @@ impl PusherBroadcaster {
     }
 
     /// Broadcasts a batch; one outcome per message, in order.
-    pub(crate) async fn send(&self, batch: &[Message<'_>]) -> Vec<DeliveryResult> {
-        let plan = batch::plan(
-            batch,
-            &self.settings,
-            self.master.as_ref(),
-            &mut crypto::random_nonce,
-        );
+    /// `queue` is the queue the batch came from: the delivery record lives in its slot.
+    pub(crate) async fn send(&self, batch: &[Message<'_>], queue: &str) -> Vec<DeliveryResult> {
+        let (plan, mut done) = self.prepare(batch);
         let units = &plan.units;
-        let mut done: Vec<Option<DeliveryResult>> = vec![None; units.len()];
-        if units.is_empty() {
-            return plan.results(&done);
-        }
-        if !self.configured {
-            let e = DeliveryError::Invalid {
-                code: "not_configured",
-                reason: format!(
-                    "connection {:?} has no app_id, key or secret (PUSHER_APP_ID, \
-                     PUSHER_APP_KEY, PUSHER_APP_SECRET)",
-                    self.name
-                ),
-            };
-            done.fill(Some(Err(e)));
+        if done.iter().all(Option::is_some) {
             return plan.results(&done);
         }
 
         // Skip what an earlier attempt already delivered.
         let multi: Vec<(usize, &str)> = plan.multi_unit().collect();
-        let delivered = self.progress.load(&multi).await;
+        let delivered = self.progress.load(queue, &multi).await;
+        let track = Track {
+            queue,
+            split: multi.iter().map(|(i, _)| *i).collect(),
+        };
+        let track = &track;
         for (u, unit) in units.iter().enumerate() {
             if delivered
                 .get(&unit.msg)
@@ -184,23 +198,32 @@ impl PusherBroadcaster {
             }
         }
         let pending: Vec<usize> = (0..units.len()).filter(|&u| done[u].is_none()).collect();
-        let mut requests = batch::pack(units, &pending, self.settings.max_batch_size);
+        let mut requests = size::pack(
+            units,
+            &pending,
+            self.settings.max_batch_size,
+            self.body_budget,
+            self.settings.idempotency,
+        );
 
         let mut outcomes = Vec::new();
+        if let Some(e) = self.spend(units, &requests).await {
+            outcomes.extend(requests.drain(..).flatten().map(|u| (u, Err(e.clone()))));
+        }
         let admit = if requests.is_empty() {
             Admit::Closed
         } else {
             self.circuit.admit().await
         };
         match admit {
-            Admit::Closed => outcomes = self.dispatch_all(units, requests).await,
+            Admit::Closed => outcomes.extend(self.dispatch_all(units, track, requests).await),
             Admit::Open(retry_in) => {
                 let e = self.circuit.deferred(retry_in);
                 outcomes.extend(pending.iter().map(|&u| (u, Err(e.clone()))));
             }
             Admit::Probe => {
                 let first = requests.remove(0);
-                let probe = self.dispatch(units, first).await;
+                let probe = self.dispatch(units, track, first).await;
                 let failure = probe.iter().find_map(|(_, r)| match r {
                     Err(e) if e.is_server_failure() => Some(e.to_string()),
                     _ => None,
@@ -219,7 +242,7 @@ impl PusherBroadcaster {
                 }
                 outcomes = probe;
                 if failure.is_none() {
-                    outcomes.extend(self.dispatch_all(units, requests).await);
+                    outcomes.extend(self.dispatch_all(units, track, requests).await);
                 } else {
                     let e = self
                         .circuit
@@ -233,46 +256,99 @@ impl PusherBroadcaster {
             done[u] = Some(r);
         }
 
-        self.record_progress(&plan, &done, &delivered).await;
+        self.record_complete(queue, &plan, &done).await;
         plan.results(&done)
     }
 
-    /// Records the delivered units of events that did not complete, and forgets the record of
-    /// events that now did.
-    async fn record_progress(
+    /// Plans `batch` and settles before any request what cannot be sent: limit violations,
+    /// events that alone exceed `max_request_bytes`, everything on an unconfigured connection.
+    fn prepare<'a>(&self, batch: &[Message<'a>]) -> (batch::Plan<'a>, Vec<Option<DeliveryResult>>) {
+        let mut plan = batch::plan(
+            batch,
+            &self.settings,
+            self.master.as_ref(),
+            &mut crypto::derived_nonce,
+        );
+        let mut done: Vec<Option<DeliveryResult>> = vec![None; plan.units.len()];
+        if !self.configured {
+            let e = DeliveryError::Invalid {
+                code: "not_configured",
+                reason: format!(
+                    "connection {:?} has no app_id, key or secret (PUSHER_APP_ID, \
+                     PUSHER_APP_KEY, PUSHER_APP_SECRET)",
+                    self.name
+                ),
+            };
+            done.fill(Some(Err(e)));
+        } else if let Some(budget) = self.body_budget {
+            size::refuse_oversized(
+                &mut plan,
+                &mut done,
+                budget,
+                self.settings.idempotency,
+                &self.name,
+                self.max_request_bytes,
+            );
+        }
+        (plan, done)
+    }
+
+    /// Takes the `requests`' messages (one per channel) from the shared budget; the
+    /// deferral when it is spent.
+    async fn spend(&self, units: &[Unit<'_>], requests: &[Vec<usize>]) -> Option<DeliveryError> {
+        let budget = self.budget.as_ref().filter(|_| !requests.is_empty())?;
+        let cost: usize = requests
+            .iter()
+            .flatten()
+            .map(|&u| units[u].channels.len())
+            .sum();
+        budget.take(cost as u64, crate::clock::now_ms()).await
+    }
+
+    /// Forgets the delivery record of split events that are now complete (the parts were
+    /// recorded as their requests succeeded).
+    async fn record_complete(
         &self,
+        queue: &str,
         plan: &batch::Plan<'_>,
         done: &[Option<DeliveryResult>],
-        had_record: &std::collections::HashMap<usize, std::collections::HashSet<String>>,
     ) {
-        let mut partial: Vec<(&str, Vec<&str>)> = Vec::new();
-        let mut complete: Vec<&str> = Vec::new();
-        for (i, id) in plan.multi_unit() {
-            let Ok(units) = &plan.messages[i] else {
-                continue;
-            };
-            let ok: Vec<&str> = units
-                .iter()
-                .filter(|&&u| matches!(done[u], Some(Ok(()))))
-                .map(|&u| plan.units[u].key.as_str())
-                .collect();
-            if ok.len() == units.len() {
-                if had_record.contains_key(&i) {
-                    complete.push(id);
-                }
-            } else if !ok.is_empty() {
-                partial.push((id, ok));
+        let complete: Vec<&str> = plan
+            .multi_unit()
+            .filter(|&(i, _)| {
+                plan.messages[i]
+                    .as_ref()
+                    .is_ok_and(|us| us.iter().all(|&u| matches!(done[u], Some(Ok(())))))
+            })
+            .map(|(_, id)| id)
+            .collect();
+        if !complete.is_empty() {
+            self.progress.complete(queue, &complete).await;
+        }
+    }
+
+    /// Records, right after a request succeeded, its units that belong to split events.
+    async fn record_delivered(&self, units: &[Unit<'_>], track: &Track<'_>, req: &[usize]) {
+        let mut by_id: Vec<(&str, Vec<&str>)> = Vec::new();
+        for &u in req.iter().filter(|&&u| track.split.contains(&units[u].msg)) {
+            let unit = &units[u];
+            match by_id.iter_mut().find(|(id, _)| *id == unit.id) {
+                Some((_, keys)) => keys.push(&unit.key),
+                None => by_id.push((unit.id, vec![&unit.key])),
             }
         }
-        self.progress.save(&partial, &complete).await;
+        if !by_id.is_empty() {
+            self.progress.delivered(track.queue, &by_id).await;
+        }
     }
 
     async fn dispatch_all(
         &self,
         units: &[Unit<'_>],
+        track: &Track<'_>,
         requests: Vec<Vec<usize>>,
     ) -> Vec<(usize, DeliveryResult)> {
-        join_all(requests.into_iter().map(|r| self.dispatch(units, r)))
+        join_all(requests.into_iter().map(|r| self.dispatch(units, track, r)))
             .await
             .into_iter()
             .flatten()
@@ -284,17 +360,23 @@ impl PusherBroadcaster {
     fn dispatch<'s>(
         &'s self,
         units: &'s [Unit<'s>],
+        track: &'s Track<'s>,
         req: Vec<usize>,
     ) -> BoxFuture<'s, Vec<(usize, DeliveryResult)>> {
         Box::pin(async move {
             let result = self.request(units, &req).await;
+            if result.is_ok() {
+                self.record_delivered(units, track, &req).await;
+            }
             self.circuit.observe(&result).await;
             match result {
                 Err(e) if e.refuses_content() && req.len() > 1 => {
                     let right = req[req.len() / 2..].to_vec();
                     let left = req[..req.len() / 2].to_vec();
-                    let (a, b) =
-                        futures::join!(self.dispatch(units, left), self.dispatch(units, right));
+                    let (a, b) = futures::join!(
+                        self.dispatch(units, track, left),
+                        self.dispatch(units, track, right)
+                    );
                     a.into_iter().chain(b).collect()
                 }
                 r => req.into_iter().map(|u| (u, r.clone())).collect(),
@@ -317,13 +399,23 @@ impl PusherBroadcaster {
         let now = crate::clock::unix_secs();
         let query = sign::signed_query(&self.key, self.secret.expose(), "POST", &path, &body, now);
         let url = format!("{}{path}?{query}", self.base_url);
-        let sent = self
-            .client
-            .post(url)
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .body(body)
-            .send()
-            .await;
+        let post = |client: &reqwest::Client, body: Vec<u8>| {
+            client
+                .post(&url)
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(body)
+                .send()
+        };
+        let mut sent = post(&self.client, body.clone()).await;
+        if let Err(e) = &sent
+            && crate::delivery::is_closed_connection(e)
+        {
+            // The server closed the pooled connection after its last answer without saying so
+            // (Reverb does): once more on a fresh connection, within the same attempt.
+            self.metrics.pusher_stale_retry(&self.name);
+            tracing::debug!(message = "Pusher connection was closed under a request; resending on a fresh one.", connection = %self.name, path = %path);
+            sent = post(&self.fresh, body).await;
+        }
         let (label, result) = match sent {
             Ok(resp) => {
                 let answered = resp.status().as_u16();
@@ -410,52 +502,31 @@ impl PusherBroadcaster {
     }
 }
 
-/// The body, at most [`MAX_ERROR_BODY`] bytes of it.
-async fn read_bounded(mut resp: reqwest::Response) -> Result<Vec<u8>, String> {
-    let mut out = Vec::new();
-    while out.len() < MAX_ERROR_BODY {
-        match resp.chunk().await {
-            Ok(Some(chunk)) => {
-                let room = MAX_ERROR_BODY - out.len();
-                out.extend_from_slice(&chunk[..chunk.len().min(room)]);
-            }
-            Ok(None) => break,
-            Err(e) => return Err(crate::delivery::http_error_text(e)),
-        }
-    }
-    Ok(out)
+/// What a send needs to record the parts of split events as their requests succeed.
+struct Track<'a> {
+    queue: &'a str,
+    /// Indexes of the messages split over several units.
+    split: std::collections::HashSet<usize>,
 }
 
-/// The status of an error reported inside a 2xx body (`{"error":…,"code":401}`), if any.
-fn embedded_error_status(body: &[u8]) -> Option<u16> {
-    #[derive(serde::Deserialize)]
-    struct Embedded {
-        error: serde_json::Value,
-        code: u16,
-    }
-    let e: Embedded = serde_json::from_slice(body).ok()?;
-    (e.error.is_string() && (400..600).contains(&e.code)).then_some(e.code)
-}
-
-/// The server's own words: `error` (soketi, sockudo), `message` (Reverb, Laravel), or the text.
-fn server_message(body: &[u8]) -> String {
-    let text = String::from_utf8_lossy(body);
-    let from_json = serde_json::from_slice::<serde_json::Value>(body)
-        .ok()
-        .and_then(|v| {
-            let field = |k: &str| v.get(k).and_then(|m| m.as_str()).map(str::to_string);
-            let msg = field("error").or_else(|| field("message"))?;
-            Some(match v.get("errors") {
-                Some(errors) => format!("{msg} {errors}"),
-                None => msg,
-            })
-        });
-    let msg = from_json.unwrap_or_else(|| text.trim().to_string());
-    if msg.is_empty() {
-        "(empty answer)".into()
+/// The connection's HTTP client; `pooled`: keeps idle connections for reuse.
+fn http_client(config: &PusherConfig, pooled: bool) -> Result<reqwest::Client, String> {
+    let idle = if pooled {
+        config.max_concurrent_requests
     } else {
-        msg.chars().take(500).collect()
-    }
+        0
+    };
+    reqwest::Client::builder()
+        .timeout(config.timeout)
+        .connect_timeout(config.connect_timeout)
+        .pool_idle_timeout(Duration::from_secs(90))
+        .pool_max_idle_per_host(idle)
+        .tcp_nodelay(true)
+        // A redirect would be followed without the signed query's path: report it instead.
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(concat!("herald/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| format!("cannot build the HTTP client: {e}"))
 }
 
 #[cfg(test)]
@@ -543,7 +614,7 @@ mod tests {
                     final_payload: false,
                 })
                 .collect();
-            let plan = batch::plan(&batch, &settings, Some(&master), &mut || {
+            let plan = batch::plan(&batch, &settings, Some(&master), &mut |_, _, _| {
                 std::array::from_fn(|i| i as u8)
             });
             let all: Vec<usize> = (0..plan.units.len()).collect();
@@ -564,34 +635,5 @@ mod tests {
             );
             assert_eq!(want["content_type"], "application/json");
         }
-    }
-
-    #[test]
-    fn errors_inside_a_2xx_body_are_believed() {
-        assert_eq!(
-            embedded_error_status(br#"{"error":"The secret authentication failed","code":401}"#),
-            Some(401)
-        );
-        for ok in [&br#"{}"#[..], br#"{"ok":true}"#, b"", br#"{"channels":{}}"#] {
-            assert_eq!(embedded_error_status(ok), None);
-        }
-    }
-
-    #[test]
-    fn server_messages_are_extracted() {
-        assert_eq!(
-            server_message(
-                br#"{"error":"Invalid API signature","code":"auth_failed","status":401}"#
-            ),
-            "Invalid API signature"
-        );
-        assert_eq!(
-            server_message(
-                br#"{"message":"The given data was invalid.","errors":{"data":["required"]}}"#
-            ),
-            r#"The given data was invalid. {"data":["required"]}"#
-        );
-        assert_eq!(server_message(b"Unknown auth_key\n"), "Unknown auth_key");
-        assert_eq!(server_message(b""), "(empty answer)");
     }
 }

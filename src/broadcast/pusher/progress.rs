@@ -1,8 +1,10 @@
 //! Which units of a multi-request event were already delivered, so a retry sends only the rest.
 //!
-//! Owns: one Redis set per envelope and connection, `<prefix>herald:pusher:<connection>:sent:<id>`,
-//! holding the keys of the units that succeeded while others of the same event failed, with a
-//! TTL of [`TTL`]. Does not own: deciding what a unit is (`batch`) or retries (`settle`).
+//! Owns: one Redis set per envelope, [`QueueKeys::pusher_sent`] (`{K}:pusher:sent:<id>`, in the
+//! queue's hash slot), holding the keys of the units that succeeded, written as each request
+//! succeeds (not after the whole batch), with a TTL of [`TTL`]; deleted when the event
+//! completes, and with its dead letter (eviction in settle.lua, `herald failed forget` and
+//! `flush`). Does not own: deciding what a unit is (`batch`) or retries (`settle`).
 //!
 //! Only events split over several requests (more than `max_channels_per_request` channels, or
 //! `private-encrypted-*` channels next to others) can partly succeed; a single-request event is
@@ -12,7 +14,7 @@
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
-use crate::queue::{GlobalKeys, Redis};
+use crate::queue::{QueueKeys, Redis};
 
 /// How long the record is kept: longer than any retry schedule, so that `herald failed retry`
 /// of a dead letter with a partly delivered event does not repeat the delivered part either.
@@ -20,30 +22,34 @@ pub(crate) const TTL: Duration = Duration::from_secs(7 * 24 * 3600);
 
 pub(crate) struct Progress {
     redis: Redis,
-    /// Everything before the envelope id.
     prefix: String,
 }
 
 impl Progress {
-    pub(crate) fn new(redis: Redis, keys: &GlobalKeys, connection: &str) -> Progress {
+    pub(crate) fn new(redis: Redis, prefix: &str) -> Progress {
         Progress {
             redis,
-            prefix: keys.pusher_sent_prefix(connection),
+            prefix: prefix.to_string(),
         }
     }
 
-    fn key(&self, envelope_id: &str) -> String {
-        format!("{}{envelope_id}", self.prefix)
+    fn key(&self, queue: &str, envelope_id: &str) -> String {
+        QueueKeys::new(&self.prefix, queue).pusher_sent(envelope_id)
     }
 
-    /// The unit keys already delivered, per message index, for `messages` (index, envelope id).
-    pub(crate) async fn load(&self, messages: &[(usize, &str)]) -> HashMap<usize, HashSet<String>> {
+    /// The unit keys already delivered, per message index, for `messages` (index, envelope id)
+    /// of `queue`.
+    pub(crate) async fn load(
+        &self,
+        queue: &str,
+        messages: &[(usize, &str)],
+    ) -> HashMap<usize, HashSet<String>> {
         if messages.is_empty() {
             return HashMap::new();
         }
         let mut pipe = redis::pipe();
         for (_, id) in messages {
-            pipe.cmd("SMEMBERS").arg(self.key(id));
+            pipe.cmd("SMEMBERS").arg(self.key(queue, id));
         }
         let sets: Result<Vec<HashSet<String>>, redis::RedisError> = async {
             let mut c = self.redis.get().await?;
@@ -58,29 +64,48 @@ impl Progress {
                 .filter(|(_, s)| !s.is_empty())
                 .collect(),
             Err(e) => {
-                tracing::warn!(message = "Cannot read which Pusher units were already delivered; sending them all.", error = %e);
+                tracing::warn!(message = "Cannot read which Pusher units were already delivered; sending them all.", queue = %queue, error = %e);
                 HashMap::new()
             }
         }
     }
 
-    /// Records `delivered` unit keys of envelopes that still have undelivered units, and forgets
-    /// envelopes now complete (`complete`, only those that had a record).
-    pub(crate) async fn save(&self, delivered: &[(&str, Vec<&str>)], complete: &[&str]) {
-        if delivered.is_empty() && complete.is_empty() {
-            return;
-        }
+    /// Records `delivered` unit keys per envelope id, the moment their request succeeded.
+    pub(crate) async fn delivered(&self, queue: &str, delivered: &[(&str, Vec<&str>)]) {
         let mut pipe = redis::pipe();
         for (id, keys) in delivered {
-            let key = self.key(id);
+            let key = self.key(queue, id);
             pipe.cmd("SADD").arg(&key).arg(keys).ignore();
             pipe.cmd("PEXPIRE")
                 .arg(&key)
                 .arg(TTL.as_millis() as u64)
                 .ignore();
         }
-        for id in complete {
-            pipe.cmd("DEL").arg(self.key(id)).ignore();
+        self.run(
+            queue,
+            pipe,
+            "record which Pusher units were delivered; a retry may send them again",
+        )
+        .await;
+    }
+
+    /// Forgets the record of envelopes whose every unit is now delivered.
+    pub(crate) async fn complete(&self, queue: &str, ids: &[&str]) {
+        let mut pipe = redis::pipe();
+        for id in ids {
+            pipe.cmd("DEL").arg(self.key(queue, id)).ignore();
+        }
+        self.run(
+            queue,
+            pipe,
+            "forget a completed Pusher delivery record; it expires by itself",
+        )
+        .await;
+    }
+
+    async fn run(&self, queue: &str, pipe: redis::Pipeline, what: &str) {
+        if pipe.cmd_iter().next().is_none() {
+            return;
         }
         let r: Result<(), redis::RedisError> = async {
             let mut c = self.redis.get().await?;
@@ -88,7 +113,7 @@ impl Progress {
         }
         .await;
         if let Err(e) = r {
-            tracing::warn!(message = "Cannot record which Pusher units were delivered; a retry may send them again.", error = %e);
+            tracing::warn!(message = "Cannot update the Pusher delivery record.", queue = %queue, consequence = %what, error = %e);
         }
     }
 }

@@ -3,7 +3,9 @@
 -- KEYS[2] delayed zset       KEYS[3] failed hash       KEYS[4] failed index zset
 -- KEYS[5] activity hash of the current minute (queue/activity.rs)
 -- ARGV[1] now (ms)           ARGV[2] cap on dead letters kept (0 = no cap)
--- ARGV[3] R, then R pairs:   due (ms), envelope to retry
+-- ARGV[3] prefix of the Pusher delivery records (keys.rs pusher_sent_prefix, this slot): an
+--         evicted dead letter's record goes with it
+-- ARGV[4] R, then R pairs:   due (ms), envelope to retry
 -- then    D, then D pairs:   dead-letter id, dead-letter entry (JSON)
 -- then    S, envelopes settled (0: count nothing, and nothing follows)
 -- then    the activity hash's TTL (ms), F, then F pairs: field, increment
@@ -13,7 +15,7 @@
 if redis.call('EXISTS', KEYS[1]) == 0 then
   return -1
 end
-local i = 3
+local i = 4
 local r = tonumber(ARGV[i]); i = i + 1
 if r > 0 then
   local zadd = {}
@@ -47,6 +49,10 @@ if d > 0 and cap > 0 then
     local old = redis.call('ZRANGE', KEYS[4], 0, over - 1)
     redis.call('HDEL', KEYS[3], unpack(old))
     redis.call('ZREMRANGEBYRANK', KEYS[4], 0, over - 1)
+    for _, field in ipairs(old) do
+      -- A repeated id's dead letter is field id#k; its record is the id's.
+      redis.call('DEL', ARGV[3] .. (string.match(field, '^(.*)#%d+$') or field))
+    end
     evicted = over
   end
 end

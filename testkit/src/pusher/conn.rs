@@ -4,7 +4,7 @@
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -13,9 +13,14 @@ use axum::serve::IncomingStream;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 
-/// Identifies a connection to the handler, so it can close it without an answer.
+/// Identifies a connection to the handler, so it can close it without an answer; counts the
+/// requests it carried.
 #[derive(Clone, Debug)]
-pub(super) struct ConnHandle(pub(super) Arc<AtomicBool>);
+pub(super) struct ConnHandle(
+    pub(super) Arc<AtomicBool>,
+    pub(super) Arc<AtomicUsize>,
+    pub(super) usize,
+);
 
 impl Connected<IncomingStream<'_, FakeListener>> for ConnHandle {
     fn connect_info(stream: IncomingStream<'_, FakeListener>) -> Self {
@@ -23,7 +28,8 @@ impl Connected<IncomingStream<'_, FakeListener>> for ConnHandle {
     }
 }
 
-pub(super) struct FakeListener(pub(super) TcpListener);
+/// The listener, and the number of the next connection.
+pub(super) struct FakeListener(pub(super) TcpListener, pub(super) usize);
 
 impl axum::serve::Listener for FakeListener {
     type Io = KillableIo;
@@ -34,12 +40,14 @@ impl axum::serve::Listener for FakeListener {
             match self.0.accept().await {
                 Ok((stream, _)) => {
                     let killed = Arc::new(AtomicBool::new(false));
+                    let id = self.1;
+                    self.1 += 1;
                     return (
                         KillableIo {
                             inner: stream,
                             killed: killed.clone(),
                         },
-                        ConnHandle(killed),
+                        ConnHandle(killed, Arc::new(AtomicUsize::new(0)), id),
                     );
                 }
                 Err(_) => tokio::time::sleep(Duration::from_millis(5)).await,
@@ -48,7 +56,11 @@ impl axum::serve::Listener for FakeListener {
     }
 
     fn local_addr(&self) -> io::Result<ConnHandle> {
-        Ok(ConnHandle(Arc::new(AtomicBool::new(false))))
+        Ok(ConnHandle(
+            Arc::new(AtomicBool::new(false)),
+            Arc::new(AtomicUsize::new(0)),
+            usize::MAX,
+        ))
     }
 }
 

@@ -14,7 +14,11 @@
 //! - fails on command: scripted answers for the next requests ([`PusherFake::fail_next`],
 //!   [`PusherFake::rate_limit_next`], [`PusherFake::slow_next`], [`PusherFake::reset_next`]),
 //!   and a standing rejection of requests carrying a marker ([`PusherFake::reject_matching`]);
-//! - optionally honours `idempotency_key` as sockudo does ([`PusherFake::honour_idempotency`]).
+//! - optionally honours `idempotency_key` as sockudo does ([`PusherFake::honour_idempotency`]);
+//! - behaves like production servers on demand: Reverb's request-size limit (413 and a closed
+//!   connection, [`FakeLimits::max_request_bytes`]), Reverb's close after every answer
+//!   ([`PusherFake::close_after_every_response`]), a plan's spent quota (429 with
+//!   `Retry-After`, [`PusherFake::quota`]).
 //!
 //! Its signature check is written independently of herald's signer, so a signing bug cannot
 //! hide by agreeing with itself. Does not own: anything herald runs in production.
@@ -52,6 +56,9 @@ pub struct FakeLimits {
     pub max_data_bytes: usize,
     /// Allowed distance between `auth_timestamp` and the fake's clock, in seconds.
     pub timestamp_window: u64,
+    /// Largest whole request (request line, headers and body), as Laravel Reverb's
+    /// `max_request_size`: above it the answer is 413 and the connection is closed.
+    pub max_request_bytes: Option<usize>,
 }
 
 impl Default for FakeLimits {
@@ -62,6 +69,7 @@ impl Default for FakeLimits {
             max_event_name: 200,
             max_data_bytes: 100 * 1024,
             timestamp_window: 600,
+            max_request_bytes: None,
         }
     }
 }
@@ -101,6 +109,10 @@ pub struct FakeRequest {
     pub error: Option<String>,
     /// `idempotency_key` of each event in the body, in order.
     pub idempotency_keys: Vec<Option<String>>,
+    /// Size of the whole request as received: request line, headers and body.
+    pub bytes: usize,
+    /// Which connection carried it, numbered from 0 in the order the fake accepted them.
+    pub connection: usize,
 }
 
 /// What to do with one of the next requests (after authentication and validation).
@@ -126,6 +138,12 @@ struct Inner {
     /// marker are answered with the status, every time.
     rules: Vec<(String, u16)>,
     honour_idempotency: bool,
+    /// Reverb's manner: answer one request per connection (no `Connection: close`), and close
+    /// a connection reused for another without answering.
+    close_after_every_response: bool,
+    /// (messages, Retry-After seconds): once this many messages (events × channels) were
+    /// accepted, every request is answered 429 with the Retry-After, as a spent plan.
+    quota: Option<(usize, u64)>,
     seen_keys: HashSet<String>,
     /// Whether events and requests are kept (a long benchmark only needs the counts).
     keep: bool,
@@ -193,6 +211,8 @@ impl PusherFake {
                 script: VecDeque::new(),
                 rules: Vec::new(),
                 honour_idempotency: false,
+                close_after_every_response: false,
+                quota: None,
                 seen_keys: HashSet::new(),
                 keep: true,
                 event_count: 0,
@@ -207,7 +227,7 @@ impl PusherFake {
             .with_state(shared.clone());
         let server = tokio::spawn(async move {
             let _ = axum::serve(
-                conn::FakeListener(listener),
+                conn::FakeListener(listener, 0),
                 app.into_make_service_with_connect_info::<conn::ConnHandle>(),
             )
             .await;
@@ -300,6 +320,20 @@ impl PusherFake {
     /// behaviour) instead of delivered again (soketi's, the default).
     pub fn honour_idempotency(&self, on: bool) {
         self.shared.lock().honour_idempotency = on;
+    }
+
+    /// Whether the fake behaves as Reverb does: every connection carries one answered request,
+    /// then counts as closed (no `Connection: close` header warns the client), so a request on
+    /// a reused connection is met by a closed connection and accepted nowhere.
+    pub fn close_after_every_response(&self, on: bool) {
+        self.shared.lock().close_after_every_response = on;
+    }
+
+    /// From now on, a request that would take the messages accepted (one per channel) past
+    /// `messages` is answered 429 with `Retry-After: retry_after_secs`, accepting nothing: a
+    /// plan's quota spent. `None` lifts it.
+    pub fn quota(&self, quota: Option<(usize, u64)>) {
+        self.shared.lock().quota = quota;
     }
 
     /// Whether every event and request is kept for [`Self::events`] and [`Self::requests`]
@@ -471,5 +505,71 @@ mod tests {
         );
         assert_eq!((fake.event_count(), fake.events().len()), (4, 2));
         assert_eq!((fake.request_count(), fake.requests().len()), (7, 6));
+    }
+
+    /// Reverb's manners: a request over max_request_bytes gets 413 and a closed connection;
+    /// with close_after_every_response a reused connection is closed without an answer.
+    #[tokio::test]
+    async fn refuses_large_requests_and_closes_reused_connections() {
+        let fake = PusherFake::start().await.unwrap();
+        fake.set_limits(FakeLimits {
+            max_request_bytes: Some(2000),
+            ..FakeLimits::default()
+        });
+        let big = serde_json::json!({"name": "E", "data": "x".repeat(2000), "channels": ["c"]});
+        let (status, body) = post(&fake, "events", &big, "application/json").await;
+        assert_eq!(status, 413, "{body}");
+        let small = serde_json::json!({"name": "E", "data": "{}", "channels": ["c"]});
+        assert_eq!(
+            post(&fake, "events", &small, "application/json").await.0,
+            200
+        );
+        let r = fake.requests();
+        assert!(r[0].bytes > 2000 && r[1].bytes < 2000, "{r:?}");
+        assert_eq!(fake.events().len(), 1);
+
+        fake.close_after_every_response(true);
+        let client = reqwest::Client::new();
+        let path = format!("/apps/{}/events", fake.app_id());
+        let body = small.to_string();
+        let send = || {
+            let query = test_signed_query(
+                fake.key(),
+                fake.secret(),
+                "POST",
+                &path,
+                body.as_bytes(),
+                now_ms() / 1000,
+            );
+            client
+                .post(format!("http://{}{path}?{query}", fake.addr))
+                .header("content-type", "application/json")
+                .body(body.clone())
+                .send()
+        };
+        assert_eq!(send().await.unwrap().status(), 200);
+        assert!(send().await.is_err(), "the reused connection was closed");
+        let r = fake.requests();
+        let last = &r[r.len() - 2..];
+        assert_eq!((last[0].status, last[1].status), (200, 0));
+        assert_eq!(
+            last[0].connection, last[1].connection,
+            "one pooled connection"
+        );
+        assert_eq!(fake.events().len(), 2);
+    }
+
+    /// A spent quota answers 429 with Retry-After and accepts nothing more.
+    #[tokio::test]
+    async fn a_spent_quota_answers_429_with_retry_after() {
+        let fake = PusherFake::start().await.unwrap();
+        fake.quota(Some((2, 7)));
+        let two = serde_json::json!({"name": "E", "data": "{}", "channels": ["a", "b"]});
+        assert_eq!(post(&fake, "events", &two, "application/json").await.0, 200);
+        let (status, _) = post(&fake, "events", &two, "application/json").await;
+        assert_eq!(status, 429);
+        assert_eq!(fake.events().len(), 2);
+        fake.quota(None);
+        assert_eq!(post(&fake, "events", &two, "application/json").await.0, 200);
     }
 }

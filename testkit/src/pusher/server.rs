@@ -124,9 +124,33 @@ pub(super) async fn handle(
     let ex = Exchange {
         received_ms: now_ms(),
         path: uri.path().to_string(),
+        bytes: request_bytes(&method, &uri, &headers, &body),
+        connection: conn.2,
         shared,
     };
-    let limits = ex.shared.lock().limits.clone();
+    let (limits, close_after) = {
+        let i = ex.shared.lock();
+        (i.limits.clone(), i.close_after_every_response)
+    };
+    if close_after && conn.1.fetch_add(1, Ordering::SeqCst) > 0 {
+        conn.0.store(true, Ordering::SeqCst);
+        let why = "a request on a connection the server had closed after its answer";
+        ex.record(0, 0, Some(why.into()), Vec::new());
+        return error(500, "connection closed");
+    }
+    if let Some(max) = limits.max_request_bytes
+        && ex.bytes > max
+    {
+        let message = format!(
+            "Request of {} bytes exceeds max_request_size {max}",
+            ex.bytes
+        );
+        ex.record(413, 0, Some(message.clone()), Vec::new());
+        let mut resp = error(413, &message);
+        resp.headers_mut()
+            .insert("connection", HeaderValue::from_static("close"));
+        return resp;
+    }
     let (batch, items) = match ex.admit(&method, &uri, &headers, &body, &limits) {
         Ok(admitted) => admitted,
         Err((status, message)) => {
@@ -172,6 +196,16 @@ pub(super) async fn handle(
     }
 }
 
+/// The request's size as it came over the wire: request line, headers, blank line, body.
+fn request_bytes(method: &Method, uri: &Uri, headers: &HeaderMap, body: &[u8]) -> usize {
+    let line = method.as_str().len() + 1 + uri.to_string().len() + " HTTP/1.1\r\n".len();
+    let headers: usize = headers
+        .iter()
+        .map(|(k, v)| k.as_str().len() + 2 + v.len() + 2)
+        .sum();
+    line + headers + 2 + body.len()
+}
+
 /// What a standing rule or the script says to do with a request instead of accepting it.
 enum Scripted {
     Rule(u16, String),
@@ -183,6 +217,8 @@ struct Exchange {
     shared: Arc<Shared>,
     received_ms: u64,
     path: String,
+    bytes: usize,
+    connection: usize,
 }
 
 impl Exchange {
@@ -196,6 +232,8 @@ impl Exchange {
             events,
             error,
             idempotency_keys: keys,
+            bytes: self.bytes,
+            connection: self.connection,
         });
         self.shared.changed.notify_waiters();
     }
@@ -257,7 +295,15 @@ impl Exchange {
                 Scripted::Rule(*status, why)
             })
         });
-        rule.or_else(|| i.script.pop_front().map(Scripted::Action))
+        let messages: usize = items.iter().map(|it| it.channels.len()).sum();
+        let spent = i.quota.and_then(|(quota, retry_after)| {
+            (i.event_count + messages > quota).then_some(Scripted::Action(Action::Status {
+                status: 429,
+                retry_after: Some(retry_after),
+            }))
+        });
+        rule.or(spent)
+            .or_else(|| i.script.pop_front().map(Scripted::Action))
     }
 
     /// Accepts the events (recording them per channel, honouring idempotency keys when asked),
@@ -303,6 +349,8 @@ impl Exchange {
                 events: items.len(),
                 error: None,
                 idempotency_keys: keys,
+                bytes: self.bytes,
+                connection: self.connection,
             })
         };
         self.shared.changed.notify_waiters();

@@ -22,3 +22,8 @@ pub fn circuit(connection: &str) -> String {
 pub fn circuit_probe(connection: &str) -> String {
     format!("{}:probe", circuit(connection))
 }
+
+/// The default queue's record of the delivered parts of envelope `id`'s split Pusher event.
+pub fn pusher_sent(id: &str) -> String {
+    format!("{{herald:default}}:pusher:sent:{id}")
+}
