@@ -34,9 +34,17 @@ fn bench_runs_w1_and_reports_every_figure_without_leaving_keys_behind() {
         "idle_rss_mb",
         "latency_p50_ms",
         "latency_p99_ms",
+        "idle_wake_p50_ms",
     ] {
         assert!(r[k].as_f64().is_some_and(|v| v > 0.0), "{k} = {}", r[k]);
     }
+    // The default subscriber checked every message's bytes (a wrong one fails the bench).
+    assert_eq!(r["subscriber"], "verify");
+    for party in ["herald", "redis", "subscriber"] {
+        let us = &r["cpu_us_per_event"][party];
+        assert!(us.as_f64().is_some_and(|v| v >= 0.0), "{party} = {us}");
+    }
+    assert!(r["idle_cpu_percent"].as_f64().is_some_and(|v| v >= 0.0));
     assert!(
         r["envelope_bytes"]
             .as_u64()

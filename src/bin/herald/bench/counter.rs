@@ -96,17 +96,23 @@ impl Counter {
         Ok(Counter { rx, want, seen })
     }
 
-    /// Waits for `n` more messages; returns when the last arrived and the (sent, received)
-    /// stamps among them.
-    pub(super) async fn take(
+    /// Asks for `n` more messages. Call it before pushing what they answer: a message that
+    /// arrives before it is counted towards nothing.
+    pub(super) fn expect(&mut self, n: usize) {
+        use std::sync::atomic::Ordering;
+        self.seen.store(0, Ordering::Relaxed);
+        self.want.store(n, Ordering::Relaxed);
+    }
+
+    /// Waits for the `n` messages [`Counter::expect`] asked for; returns when the last arrived
+    /// and the (sent, received) stamps among them.
+    pub(super) async fn wait(
         &mut self,
         n: usize,
         guard: Duration,
         progress: &ProgressBar,
     ) -> Result<(Instant, Vec<(u64, u64)>), BenchError> {
         use std::sync::atomic::Ordering;
-        self.seen.store(0, Ordering::Relaxed);
-        self.want.store(n, Ordering::Relaxed);
         let deadline = tokio::time::Instant::now() + guard;
         let mut tick = tokio::time::interval(Duration::from_millis(100));
         loop {

@@ -230,11 +230,12 @@ async fn throughput(
     let before = command_calls(conn).await?;
     let redis_cpu_before = redis_cpu(conn).await?;
     let bench_cpu_before = process_cpu("self");
+    counter.expect(o.events);
     let started = Instant::now();
     let child = Child::start(o, &queue, "\"redis\"", "").await?;
     let guard = Duration::from_secs(120 + o.events as u64 / 1000);
     let running = bar(o.progress, o.events as u64, "W1");
-    let outcome = counter.take(o.events, guard, &running).await;
+    let outcome = counter.wait(o.events, guard, &running).await;
     let wall = started.elapsed().as_secs_f64();
     let (_, peak_rss_mb) = child.rss_mb();
     let cpu = CpuSeconds {
@@ -269,20 +270,22 @@ async fn latency(
     let mut counter = Counter::start(client, o.subscriber, o.payload_bytes).await?;
     let child = Child::start(o, &queue, "\"redis\"", "").await?;
     // Ready when one warm-up envelope went through.
+    counter.expect(1);
     let _: () = redis::cmd("LPUSH")
         .arg(&queue)
         .arg(w1_envelope(0, o.payload_bytes, None))
         .query_async(conn)
         .await?;
     counter
-        .take(1, Duration::from_secs(30), &ProgressBar::hidden())
+        .wait(1, Duration::from_secs(30), &ProgressBar::hidden())
         .await?;
     let idle = idle(o, &mut counter, conn, &queue, &child).await?;
     let total = (o.rate as f64 * o.duration.as_secs_f64()) as usize;
+    counter.expect(total);
     let producer = tokio::spawn(produce(conn.clone(), queue, o.rate, o.payload_bytes, total));
     let progress = bar(o.progress, total as u64, "latency");
     let (_, stamps) = counter
-        .take(total, o.duration + Duration::from_secs(60), &progress)
+        .wait(total, o.duration + Duration::from_secs(60), &progress)
         .await?;
     let _ = producer.await;
     child.stop().await;
@@ -322,10 +325,11 @@ async fn idle(
     for i in 0..WAKES {
         // Each envelope finds the queue idle: the worker is parked in its blocking pop.
         tokio::time::sleep(Duration::from_millis(300)).await;
+        counter.expect(1);
         let e = w1_envelope(i as u64, o.payload_bytes, Some(now_us()));
         let _: () = redis::cmd("LPUSH").arg(queue).arg(e).query_async(conn).await?;
         let (_, stamps) = counter
-            .take(1, Duration::from_secs(30), &ProgressBar::hidden())
+            .wait(1, Duration::from_secs(30), &ProgressBar::hidden())
             .await?;
         wake_ms.extend(stamps.iter().map(|(s, r)| r.saturating_sub(*s) as f64 / 1000.0));
     }
