@@ -193,7 +193,6 @@ impl Queue {
             .key(&self.keys.failed)
             .key(&self.keys.failed_index)
             .key(self.keys.activity(activity::minute_of(now_ms)))
-            .arg(now_ms)
             .arg(self.failed_cap)
             .arg(self.keys.pusher_sent_prefix())
             .arg(s.retries.len());
@@ -202,7 +201,7 @@ impl Queue {
         }
         inv.arg(s.dead.len());
         for (id, entry) in &s.dead {
-            inv.arg(id).arg(entry.to_json());
+            inv.arg(id).arg(entry.to_json()).arg(entry.failed_at);
         }
         inv.arg(s.activity.settled);
         if s.activity.settled > 0 {

@@ -163,7 +163,6 @@ async fn settle_counts_its_batch_in_the_minute_once() {
 /// with it; a kept one keeps its record.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_evicted_dead_letter_takes_its_delivery_record_with_it() {
-    use super::{DeadLetter, FailedDelivery};
     let redis = RedisServer::start();
     let q = Queue::new(
         Redis::open(&redis.url(), 2).unwrap(),
@@ -171,22 +170,6 @@ async fn an_evicted_dead_letter_takes_its_delivery_record_with_it() {
         1,
     );
     let mut c = q.redis.get().await.unwrap();
-    let dead = |id: &str, at: u64| DeadLetter {
-        envelope_id: Some(id.into()),
-        queue: "herald:default".into(),
-        event: Some("E".into()),
-        code: "http_4xx".into(),
-        reason: "r".into(),
-        deliveries: vec![FailedDelivery {
-            delivery: "broadcast:pusher".into(),
-            code: "http_4xx".into(),
-            error: "e".into(),
-            retryable: false,
-        }],
-        attempts: 1,
-        failed_at: at,
-        payload: DeadLetter::payload_of(b"{}"),
-    };
     for (id, at) in [("old", 1), ("new", 2)] {
         let record = q.keys.pusher_sent(id);
         let _: () = ::redis::cmd("SADD")
@@ -199,7 +182,7 @@ async fn an_evicted_dead_letter_takes_its_delivery_record_with_it() {
         let p = q.keys.processing("proc", 0);
         assert_eq!(q.reserve(&mut c, &p, 1).await.unwrap().len(), 1);
         let s = Settlement {
-            dead: vec![(id.to_string(), dead(id, at))],
+            dead: vec![(id.to_string(), dead_letter(id, at))],
             ..Settlement::default()
         };
         q.settle(&mut c, &p, &s, at).await.unwrap();
@@ -214,5 +197,58 @@ async fn an_evicted_dead_letter_takes_its_delivery_record_with_it() {
         records,
         (0, 1),
         "the evicted one's record went, the kept one's stayed"
+    );
+}
+
+fn dead_letter(id: &str, at: u64) -> super::DeadLetter {
+    use super::{DeadLetter, FailedDelivery};
+    DeadLetter {
+        envelope_id: Some(id.into()),
+        queue: "herald:default".into(),
+        event: Some("E".into()),
+        code: "http_4xx".into(),
+        reason: "r".into(),
+        deliveries: vec![FailedDelivery {
+            delivery: "broadcast:pusher".into(),
+            code: "http_4xx".into(),
+            error: "e".into(),
+            retryable: false,
+        }],
+        attempts: 1,
+        failed_at: at,
+        payload: DeadLetter::payload_of(b"{}"),
+    }
+}
+
+/// Regression: the index was scored by the settle's clock, the entry carried the decision's, so
+/// two workers whose batches settled in the other order listed a dead letter out of failed_at
+/// order (dashboard test, newest first).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dead_letters_settled_out_of_order_are_indexed_by_their_failed_at() {
+    let redis = RedisServer::start();
+    let q = queue(&redis);
+    let mut c = q.redis.get().await.unwrap();
+    // Decided at 2000 but settled first (at 3000), then one decided at 1000 settled at 4000.
+    for (id, failed_at, settled_at) in [("later", 2000, 3000), ("earlier", 1000, 4000)] {
+        push(&redis, 1).await;
+        let p = q.keys.processing("proc", 0);
+        assert_eq!(q.reserve(&mut c, &p, 1).await.unwrap().len(), 1);
+        let s = Settlement {
+            dead: vec![(id.to_string(), dead_letter(id, failed_at))],
+            ..Settlement::default()
+        };
+        q.settle(&mut c, &p, &s, settled_at).await.unwrap();
+    }
+    let newest_first: Vec<(String, u64)> = ::redis::cmd("ZREVRANGE")
+        .arg(&q.keys.failed_index)
+        .arg(0)
+        .arg(-1)
+        .arg("WITHSCORES")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert_eq!(
+        newest_first,
+        [("later".to_string(), 2000), ("earlier".to_string(), 1000)]
     );
 }

@@ -2,11 +2,13 @@
 -- KEYS[1] processing list holding the batch
 -- KEYS[2] delayed zset       KEYS[3] failed hash       KEYS[4] failed index zset
 -- KEYS[5] activity hash of the current minute (queue/activity.rs)
--- ARGV[1] now (ms)           ARGV[2] cap on dead letters kept (0 = no cap)
--- ARGV[3] prefix of the Pusher delivery records (keys.rs pusher_sent_prefix, this slot): an
+-- ARGV[1] cap on dead letters kept (0 = no cap)
+-- ARGV[2] prefix of the Pusher delivery records (keys.rs pusher_sent_prefix, this slot): an
 --         evicted dead letter's record goes with it
--- ARGV[4] R, then R pairs:   due (ms), envelope to retry
--- then    D, then D pairs:   dead-letter id, dead-letter entry (JSON)
+-- ARGV[3] R, then R pairs:   due (ms), envelope to retry
+-- then    D, then D triples: dead-letter id, dead-letter entry (JSON), its failed_at (ms): the
+--         index is scored by the entry's own time, so newest-first is failed_at order even when
+--         batches decided in one order settle in another
 -- then    S, envelopes settled (0: count nothing, and nothing follows)
 -- then    the activity hash's TTL (ms), F, then F pairs: field, increment
 -- Returns the number of dead letters evicted by the cap, or -1 when the processing list is
@@ -15,7 +17,7 @@
 if redis.call('EXISTS', KEYS[1]) == 0 then
   return -1
 end
-local i = 4
+local i = 3
 local r = tonumber(ARGV[i]); i = i + 1
 if r > 0 then
   local zadd = {}
@@ -37,11 +39,11 @@ for _ = 1, d do
     field = id .. '#' .. k
   end
   redis.call('HSET', KEYS[3], field, ARGV[i + 1])
-  redis.call('ZADD', KEYS[4], ARGV[1], field)
-  i = i + 2
+  redis.call('ZADD', KEYS[4], ARGV[i + 2], field)
+  i = i + 3
 end
 local evicted = 0
-local cap = tonumber(ARGV[2])
+local cap = tonumber(ARGV[1])
 if d > 0 and cap > 0 then
   -- At most 1000 per call (unpack's limit); a lowered cap is reached over the next settles.
   local over = math.min(redis.call('ZCARD', KEYS[4]) - cap, 1000)
@@ -51,7 +53,7 @@ if d > 0 and cap > 0 then
     redis.call('ZREMRANGEBYRANK', KEYS[4], 0, over - 1)
     for _, field in ipairs(old) do
       -- A repeated id's dead letter is field id#k; its record is the id's.
-      redis.call('DEL', ARGV[3] .. (string.match(field, '^(.*)#%d+$') or field))
+      redis.call('DEL', ARGV[2] .. (string.match(field, '^(.*)#%d+$') or field))
     end
     evicted = over
   end
