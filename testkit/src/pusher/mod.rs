@@ -316,6 +316,16 @@ impl PusherFake {
         self.shared.lock().rules.push((marker.into(), status));
     }
 
+    /// Lifts every standing rejection added by [`Self::reject_matching`] (an outage ends).
+    pub fn clear_rejections(&self) {
+        self.shared.lock().rules.clear();
+    }
+
+    /// Every event kept so far, removed from the fake (a long run reads them as it goes).
+    pub fn take_events(&self) -> Vec<FakeEvent> {
+        std::mem::take(&mut self.shared.lock().events)
+    }
+
     /// Whether an event whose `idempotency_key` was already accepted is dropped (sockudo's
     /// behaviour) instead of delivered again (soketi's, the default).
     pub fn honour_idempotency(&self, on: bool) {
