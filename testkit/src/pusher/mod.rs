@@ -10,10 +10,11 @@
 //! - enforces soketi's limits (batch ≤ 10 → 400, channels ≤ 100 → 400, event name ≤ 200 → 400,
 //!   data ≤ 100 KB → 413, `data` must be a string → 400; all adjustable with [`FakeLimits`]);
 //! - records every request ([`FakeRequest`]) and every event it accepts, per channel
-//!   ([`FakeEvent`]);
+//!   ([`FakeEvent`]; a long run takes them as it goes, [`PusherFake::take_events`]);
 //! - fails on command: scripted answers for the next requests ([`PusherFake::fail_next`],
 //!   [`PusherFake::rate_limit_next`], [`PusherFake::slow_next`], [`PusherFake::reset_next`]),
-//!   and a standing rejection of requests carrying a marker ([`PusherFake::reject_matching`]);
+//!   and a standing rejection of requests carrying a marker ([`PusherFake::reject_matching`],
+//!   lifted by [`PusherFake::clear_rejections`]: an outage);
 //! - optionally honours `idempotency_key` as sockudo does ([`PusherFake::honour_idempotency`]);
 //! - behaves like production servers on demand: Reverb's request-size limit (413 and a closed
 //!   connection, [`FakeLimits::max_request_bytes`]), Reverb's close after every answer
@@ -314,6 +315,16 @@ impl PusherFake {
     /// answered with `status` (413 reads like soketi's "data too large").
     pub fn reject_matching(&self, marker: &str, status: u16) {
         self.shared.lock().rules.push((marker.into(), status));
+    }
+
+    /// Lifts every standing rejection added by [`Self::reject_matching`] (an outage ends).
+    pub fn clear_rejections(&self) {
+        self.shared.lock().rules.clear();
+    }
+
+    /// Every event kept so far, removed from the fake (a long run reads them as it goes).
+    pub fn take_events(&self) -> Vec<FakeEvent> {
+        std::mem::take(&mut self.shared.lock().events)
     }
 
     /// Whether an event whose `idempotency_key` was already accepted is dropped (sockudo's

@@ -16,12 +16,14 @@
 //!
 //! Files: this one runs the scenario and assembles the [`Report`]; `child` is the `herald run`
 //! process under test; `counter` preloads and counts; `ceiling` measures Redis alone; `measure`
-//! reads CPU and command counts; `report` prints; `pusher` is the `--pusher` run.
+//! reads CPU and command counts; `report` prints; `pusher` is the `--pusher` run;
+//! `outage` is the `--outage` run.
 
 mod ceiling;
 mod child;
 mod counter;
 mod measure;
+mod outage;
 mod pusher;
 mod report;
 
@@ -66,6 +68,13 @@ pub(crate) struct Args {
     /// Also run W1 through the Pusher broadcaster against a local fake Pusher server.
     #[arg(long)]
     pusher: bool,
+    /// Also run issue 11 §7: the Pusher fake answers 503 for this long (e.g. 60s) while
+    /// events arrive at --outage-rate, then recovers; reports loss, Redis memory, CPU, drain.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    outage: Option<Duration>,
+    /// Envelopes per second pushed during the outage.
+    #[arg(long, default_value_t = 20_000)]
+    outage_rate: u32,
     /// Print the report as JSON.
     #[arg(long)]
     json: bool,
@@ -88,6 +97,7 @@ impl Args {
             payload_bytes: self.payload_bytes,
             subscriber: self.subscriber,
             pusher: self.pusher,
+            outage: self.outage.map(|d| (d, self.outage_rate)),
             exe: match self.exe {
                 Some(exe) => exe,
                 None => std::env::current_exe()
@@ -123,6 +133,8 @@ pub(crate) struct Options {
     pub(crate) subscriber: Check,
     /// Also run W1 with the Pusher broadcaster against a local Pusher-compatible endpoint.
     pub(crate) pusher: bool,
+    /// The outage scenario: (how long the fake is down, envelopes per second meanwhile).
+    pub(crate) outage: Option<(Duration, u32)>,
     /// The herald binary to run (normally the current executable).
     pub(crate) exe: PathBuf,
     /// Draw progress bars (off for `--json` or when stderr is not a terminal).
@@ -159,6 +171,10 @@ pub(crate) async fn run(o: &Options) -> Result<Report, BenchError> {
     } else {
         None
     };
+    let outage = match o.outage {
+        Some((length, rate)) => Some(outage::run(o, &mut conn, &tag, length, rate).await?),
+        None => None,
+    };
     cleanup(&mut conn, &tag).await?;
 
     let events_per_sec = o.events as f64 / w1.seconds;
@@ -190,6 +206,7 @@ pub(crate) async fn run(o: &Options) -> Result<Report, BenchError> {
         cpu_us_per_event: w1.cpu.per_event(o.events),
         cpu_seconds: w1.cpu,
         pusher,
+        outage,
     })
 }
 

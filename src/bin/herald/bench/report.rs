@@ -39,6 +39,8 @@ pub(crate) struct Report {
     pub(crate) cpu_us_per_event: CpuPerEvent,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) pusher: Option<PusherReport>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) outage: Option<OutageReport>,
 }
 
 /// CPU time (user + system) used during W1 by each party on the machine.
@@ -79,6 +81,79 @@ pub(crate) struct PusherReport {
     pub(crate) events_per_sec: f64,
     pub(crate) requests: u64,
     pub(crate) requests_per_1000_events: f64,
+}
+
+/// The `--outage` run (issue 11 §7).
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct OutageReport {
+    pub(crate) outage_seconds: f64,
+    pub(crate) target_rate: u32,
+    pub(crate) pushed: usize,
+    pub(crate) achieved_rate: f64,
+    /// Events that reached the fake, duplicates included.
+    pub(crate) delivered: usize,
+    pub(crate) distinct_delivered: usize,
+    pub(crate) lost: usize,
+    pub(crate) dead_lettered: u64,
+    pub(crate) delivered_during_outage: usize,
+    pub(crate) peak_delayed: u64,
+    pub(crate) peak_waiting: u64,
+    pub(crate) redis_memory_peak_above_baseline_mb: f64,
+    /// Redis memory above baseline / (delayed + waiting), at the largest backlog sampled.
+    pub(crate) bytes_per_held_envelope: f64,
+    pub(crate) herald_cpu_seconds_outage: f64,
+    /// Of one core, during the outage.
+    pub(crate) herald_cpu_share_outage: f64,
+    pub(crate) herald_cpu_seconds_drain: f64,
+    pub(crate) drain_seconds: f64,
+    pub(crate) drain_per_sec: f64,
+    /// Adjacent deliveries after recovery younger than the one before (0: strictly oldest first).
+    pub(crate) age_inversion_fraction: f64,
+}
+
+impl OutageReport {
+    fn lines(&self, line: &mut impl FnMut(&str, String)) {
+        line(
+            "outage",
+            format!(
+                "{:.0} s of 503s; {} pushed at {:.0}/s (target {}/s)",
+                self.outage_seconds, self.pushed, self.achieved_rate, self.target_rate
+            ),
+        );
+        line(
+            "outage delivered",
+            format!(
+                "{} distinct of {} pushed ({} lost, {} events incl. repeats, {} dead-lettered)",
+                self.distinct_delivered, self.pushed, self.lost, self.delivered, self.dead_lettered
+            ),
+        );
+        line(
+            "outage backlog peak",
+            format!(
+                "delayed {} , waiting {}; redis +{:.1} MB, {:.0} B/envelope",
+                self.peak_delayed,
+                self.peak_waiting,
+                self.redis_memory_peak_above_baseline_mb,
+                self.bytes_per_held_envelope
+            ),
+        );
+        line(
+            "outage herald CPU",
+            format!(
+                "{:.2} s ({:.0}% of a core) down; {:.2} s draining",
+                self.herald_cpu_seconds_outage,
+                self.herald_cpu_share_outage * 100.0,
+                self.herald_cpu_seconds_drain
+            ),
+        );
+        line(
+            "outage drain",
+            format!(
+                "{:.2} s at {:.0} events/s; age inversions {:.4}",
+                self.drain_seconds, self.drain_per_sec, self.age_inversion_fraction
+            ),
+        );
+    }
 }
 
 impl Report {
@@ -181,6 +256,9 @@ impl Report {
                     p.requests, p.requests_per_1000_events
                 ),
             );
+        }
+        if let Some(out) = &self.outage {
+            out.lines(&mut line);
         }
         s
     }
