@@ -20,6 +20,8 @@ enum Kind {
     RedisUrl,
     /// A comma-separated list of names.
     List,
+    /// A comma-separated list of Redis URLs.
+    RedisUrls,
     /// A comma-separated list of broadcast connections. `herald` is left out: it is what a
     /// Laravel 11+ app sharing herald's `.env` sets (`BROADCAST_CONNECTION=herald`, its own
     /// driver), and herald has no connection of that name; a list of nothing else sets nothing.
@@ -67,6 +69,24 @@ pub const ENV_OVERRIDES: &[EnvOverride] = &[
         "redis.url",
         Kind::RedisUrl,
         "Redis to consume from",
+    ),
+    env(
+        "REDIS_MODE",
+        "redis.mode",
+        Kind::Choice(&["standalone", "cluster", "sentinel"]),
+        "standalone | cluster | sentinel",
+    ),
+    env(
+        "REDIS_NODES",
+        "redis.nodes",
+        Kind::RedisUrls,
+        "cluster seed nodes, or sentinels, comma-separated URLs",
+    ),
+    env(
+        "REDIS_SENTINEL_MASTER",
+        "redis.master_name",
+        Kind::Text,
+        "the primary's name as the sentinels know it",
     ),
     env(
         "REDIS_PREFIX",
@@ -199,6 +219,14 @@ fn read(kind: Kind, raw: &str) -> Result<toml::Value, String> {
             }
         },
         Kind::List => toml::Value::Array(names(raw).map(toml::Value::from).collect()),
+        Kind::RedisUrls => {
+            let mut urls = Vec::new();
+            for url in names(raw) {
+                read(Kind::RedisUrl, url)?;
+                urls.push(toml::Value::from(url));
+            }
+            toml::Value::Array(urls)
+        }
         Kind::Connections => toml::Value::Array(
             names(raw)
                 .filter(|n| *n != LARAVEL_DRIVER)

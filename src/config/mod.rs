@@ -44,7 +44,7 @@ pub use failed::FailedConfig;
 pub use limits::LimitsConfig;
 pub use listeners::{ForwardConfig, ListenerConfig, WebhookConfig};
 pub use pusher::PusherConfig;
-pub use redis::RedisConfig;
+pub use redis::{RedisConfig, RedisMode};
 pub use retry::{RetryConfig, RetryOverride};
 pub use secret::{RedisUrl, Secret, mask_url_password};
 pub use worker::{UnknownEvents, WorkerConfig};
@@ -173,6 +173,7 @@ impl Config {
                 format!("{prefix:?}: a `}}` outside a `{{tag}}` cannot share a hash slot"),
             ));
         }
+        self.redis.check()?;
         self.worker.check(prefix)?;
         self.retry.check("retry")?;
         self.limits.check()?;

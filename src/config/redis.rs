@@ -1,15 +1,38 @@
-//! `[redis]`: where the queues live.
+//! `[redis]`: where the queues live, and how herald reaches them (one server, a Redis Cluster,
+//! or a primary found through Sentinel).
 
 use serde::{Deserialize, Serialize};
 
-use super::RedisUrl;
+use super::{ConfigError, RedisUrl, invalid};
+
+/// How herald reaches Redis. Env: `REDIS_MODE`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RedisMode {
+    /// One server at `redis.url`.
+    #[default]
+    Standalone,
+    /// A Redis Cluster, seeded by `redis.nodes`.
+    Cluster,
+    /// A primary named `redis.master_name`, found through the sentinels in `redis.nodes`.
+    Sentinel,
+}
 
 /// `[redis]`.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RedisConfig {
+    /// `standalone` (default), `cluster` or `sentinel`. Env: `REDIS_MODE`.
+    pub mode: RedisMode,
     /// `redis://[user:password@]host:port[/db]` (`rediss://` for TLS). Env: `REDIS_URL`.
+    /// Standalone mode only.
     pub url: RedisUrl,
+    /// The cluster's seed nodes, or the sentinels' addresses in sentinel mode. Env:
+    /// `REDIS_NODES` (comma-separated URLs).
+    pub nodes: Vec<RedisUrl>,
+    /// The primary's name as the sentinels know it (sentinel mode). Env:
+    /// `REDIS_SENTINEL_MASTER`.
+    pub master_name: String,
     /// Put in front of every key and every published channel, as Laravel's
     /// `database.redis.options.prefix` does. Env: `REDIS_PREFIX`.
     pub prefix: String,
@@ -18,8 +41,63 @@ pub struct RedisConfig {
 impl Default for RedisConfig {
     fn default() -> Self {
         RedisConfig {
+            mode: RedisMode::Standalone,
             url: RedisUrl::parse("redis://127.0.0.1:6379").expect("a valid default"),
+            nodes: Vec::new(),
+            master_name: String::new(),
             prefix: String::new(),
+        }
+    }
+}
+
+impl RedisConfig {
+    /// The settings of the chosen mode are there, and no setting of another mode is.
+    pub(super) fn check(&self) -> Result<(), ConfigError> {
+        match self.mode {
+            RedisMode::Standalone => {
+                if !self.nodes.is_empty() {
+                    return Err(invalid(
+                        "redis.nodes",
+                        "is read only in cluster or sentinel mode (set redis.mode)",
+                    ));
+                }
+            }
+            RedisMode::Cluster | RedisMode::Sentinel => {
+                if self.nodes.is_empty() {
+                    return Err(invalid(
+                        "redis.nodes",
+                        "needs at least one URL in cluster or sentinel mode",
+                    ));
+                }
+            }
+        }
+        let sentinel = self.mode == RedisMode::Sentinel;
+        if sentinel && self.master_name.trim().is_empty() {
+            return Err(invalid("redis.master_name", "is needed in sentinel mode"));
+        }
+        if !sentinel && !self.master_name.is_empty() {
+            return Err(invalid(
+                "redis.master_name",
+                "is read only in sentinel mode (set redis.mode = \"sentinel\")",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The standalone URL to connect to. Cluster and sentinel connections are not built yet
+    /// (issue 9): a mode other than standalone is refused here, before anything connects,
+    /// instead of failing later with a `MOVED` or talking to a replica.
+    pub fn standalone_url(&self) -> Result<&RedisUrl, ConfigError> {
+        match self.mode {
+            RedisMode::Standalone => Ok(&self.url),
+            RedisMode::Cluster | RedisMode::Sentinel => Err(invalid(
+                "redis.mode",
+                format!(
+                    "{:?} is not supported by this build yet; use \"standalone\"",
+                    self.mode
+                )
+                .to_lowercase(),
+            )),
         }
     }
 }

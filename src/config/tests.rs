@@ -321,6 +321,21 @@ fn a_bad_environment_value_names_the_variable_and_its_key() {
             "http://u:hunter2@x",
             "redis:// or rediss:// URL",
         ),
+        (
+            "REDIS_MODE",
+            "replicated",
+            "expected one of standalone, cluster, sentinel",
+        ),
+        (
+            "REDIS_NODES",
+            "redis://a:1,http://u:hunter2@x",
+            "redis:// or rediss:// URL",
+        ),
+        (
+            "REDIS_SENTINEL_MASTER",
+            "mymaster",
+            "is read only in sentinel mode",
+        ),
         ("REDIS_PREFIX", "a}b", "cannot share a hash slot"),
         ("HERALD_QUEUE", " , ", "at least one queue"),
         (
@@ -467,4 +482,61 @@ fn max_request_bytes_is_off_by_default_and_must_leave_room_for_headers() {
         err.contains("pusher.max_request_bytes") && err.contains("at least 2048"),
         "{err}"
     );
+}
+
+/// `REDIS_MODE`, `REDIS_NODES` and `REDIS_SENTINEL_MASTER` set `[redis]`; each mode needs its
+/// own settings and no other's; node passwords never show.
+#[test]
+fn redis_modes_read_their_settings_and_need_them() {
+    let env = |pairs: &'static [(&'static str, &'static str)]| {
+        move |k: &str| {
+            pairs
+                .iter()
+                .find(|(v, _)| *v == k)
+                .map(|(_, x)| x.to_string())
+        }
+    };
+    let c = Config::parse(
+        "",
+        "t.toml",
+        &env(&[
+            ("REDIS_MODE", "cluster"),
+            (
+                "REDIS_NODES",
+                "redis://:hunter2@127.0.0.1:7000, rediss://127.0.0.1:7001",
+            ),
+        ]),
+    )
+    .unwrap();
+    assert_eq!(c.redis.mode, super::RedisMode::Cluster);
+    assert_eq!(c.redis.nodes.len(), 2);
+    assert!(!format!("{c:?}").contains("hunter2"));
+    assert!(!c.to_masked_toml().contains("hunter2"));
+    let err = c.redis.standalone_url().unwrap_err().to_string();
+    assert!(err.contains("not supported by this build yet"), "{err}");
+
+    let sentinel = Config::parse(
+        "[redis]\nmode = \"sentinel\"\nnodes = [\"redis://127.0.0.1:26379\"]\nmaster_name = \"m\"",
+        "t.toml",
+        &|_| None,
+    )
+    .unwrap();
+    assert_eq!(sentinel.redis.mode, super::RedisMode::Sentinel);
+
+    for (text, needle) in [
+        ("[redis]\nmode = \"cluster\"", "redis.nodes"),
+        (
+            "[redis]\nmode = \"sentinel\"\nnodes = [\"redis://127.0.0.1:26379\"]",
+            "redis.master_name",
+        ),
+        (
+            "[redis]\nnodes = [\"redis://127.0.0.1:7000\"]",
+            "redis.nodes",
+        ),
+    ] {
+        let err = Config::parse(text, "t.toml", &|_| None)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(needle), "{text:?}: {err}");
+    }
 }

@@ -58,6 +58,9 @@ pub enum OpsError {
     /// A Redis operation failed.
     #[error(transparent)]
     Queue(#[from] QueueError),
+    /// The configuration asks for something this build cannot do (a Redis mode).
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
     /// The keyspace cannot be migrated.
     #[error(transparent)]
     Schema(#[from] SchemaError),
@@ -125,7 +128,8 @@ pub struct Ops {
 impl Ops {
     /// Prepares a connection to `config.redis.url`; nothing is connected until first use.
     pub fn new(config: &Config) -> Result<Ops, OpsError> {
-        let redis = Redis::open(config.redis.url.expose(), 4).map_err(|source| OpsError::Open {
+        let url = config.redis.standalone_url()?;
+        let redis = Redis::open(url.expose(), 4).map_err(|source| OpsError::Open {
             url: config.redis.url.to_string(),
             source,
         })?;
