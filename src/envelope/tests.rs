@@ -18,8 +18,10 @@ fn check_rejected(input: &str, code: &str) {
 
 #[test]
 fn minimal_envelope_decodes() {
-    let e = dec(r#"{"event":"App\\Events\\OrderShipped","channels":["orders.1"],"data":{"order_id":1}}"#)
-        .unwrap();
+    let e = dec(
+        r#"{"event":"App\\Events\\OrderShipped","channels":["orders.1"],"data":{"order_id":1}}"#,
+    )
+    .unwrap();
     assert_eq!(e.event, r"App\Events\OrderShipped");
     assert_eq!(e.channels, ["orders.1"]);
     assert_eq!(e.data.get(), r#"{"order_id":1}"#);
@@ -130,12 +132,9 @@ fn attempts_counted_by_a_reaper_add_to_the_producers() {
 fn requeue_keeps_every_member_and_puts_attempts_first() {
     let raw = r#"{"event":"E","data":{"big":12345678901234567890,"f":1.50},"custom":{"k":[1,2]},"attempts":1,"pending":["broadcast:redis"]}"#;
     let e = dec(raw).unwrap();
-    let out = String::from_utf8(e.encode_requeue(
-        2,
-        Some(&[DeliveryId::Listener("hook".into())]),
-        1.5,
-    ))
-    .unwrap();
+    let out =
+        String::from_utf8(e.encode_requeue(2, Some(&[DeliveryId::Listener("hook".into())]), 1.5))
+            .unwrap();
     assert!(
         out.starts_with(r#"{"attempts":2,"pending":["listener:hook"],"id":""#),
         "{out}"
@@ -199,7 +198,13 @@ fn string_arrays_are_read_as_serde_reads_them() {
         let want: Vec<String> = serde_json::from_str(text).unwrap();
         assert_eq!(strings(Some(&raw), "x").unwrap(), Some(want), "{text}");
     }
-    for text in [r#"["a", 1]"#, r#"[null]"#, r#"{"a":"b"}"#, r#""a""#, r#"[["a"]]"#] {
+    for text in [
+        r#"["a", 1]"#,
+        r#"[null]"#,
+        r#"{"a":"b"}"#,
+        r#""a""#,
+        r#"[["a"]]"#,
+    ] {
         let raw: Box<RawValue> = serde_json::from_str(text).unwrap();
         assert!(strings(Some(&raw), "x").is_err(), "{text}");
     }

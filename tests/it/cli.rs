@@ -213,3 +213,26 @@ async fn run_refuses_a_keyspace_newer_than_it_knows_and_migrate_records_versions
         "{err}"
     );
 }
+
+/// `HERALD_THREADS` picks the runtime: a bad value is a one-line error, and a multi-thread
+/// runtime runs the same commands.
+#[test]
+fn herald_threads_is_checked_and_either_runtime_serves() {
+    let redis = RedisServer::start();
+    for bad in ["0", "two", "-1"] {
+        let (code, _, err) = cli(&["stats"], &[("HERALD_THREADS", bad.into())]);
+        assert_eq!(code, 1, "{bad}");
+        assert!(
+            err.contains("HERALD_THREADS: expected a positive integer"),
+            "{err}"
+        );
+    }
+    for threads in ["1", "2"] {
+        let mut vars = env(&redis);
+        vars.push(("HERALD_THREADS", threads.into()));
+        let (code, out, err) = cli(&["stats", "--json"], &vars);
+        assert_eq!(code, 0, "{threads}: {err}");
+        let stats: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+        assert!(stats.is_object() || stats.is_array(), "{out}");
+    }
+}

@@ -7,13 +7,13 @@ mod cli;
 
 use std::io::IsTerminal;
 
+use clap::Parser;
+use tracing_subscriber::EnvFilter;
+
 /// mimalloc rather than glibc's malloc: per-event buffers are small and short-lived, and glibc's
 /// malloc/free were a quarter of herald's instructions per W1 event (see Cargo.toml).
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
-use clap::Parser;
-use tracing_subscriber::EnvFilter;
 
 fn main() {
     let args = cli::Args::parse();
@@ -38,15 +38,19 @@ fn main() {
 }
 
 /// One thread by default: herald's work is short steps between Redis round trips, and on a
-/// current-thread runtime a worker's wake-up never crosses threads (W1: about 15 % less herald
-/// CPU per event than the multi-thread runtime on the same machine). Scale out with processes;
+/// current-thread runtime a worker's wake-up never crosses threads (W1, callgrind: 26.4k -> 25.7k
+/// instructions per event, and no cross-thread wake-ups). Scale out with processes;
 /// `HERALD_THREADS=N` (N > 1) runs a multi-thread runtime with N worker threads instead.
 fn runtime() -> Result<tokio::runtime::Builder, String> {
     let threads = match std::env::var("HERALD_THREADS") {
         Err(_) => 1,
         Ok(v) => match v.trim().parse::<usize>() {
             Ok(n) if n > 0 => n,
-            _ => return Err(format!("HERALD_THREADS: expected a positive integer, got {v:?}")),
+            _ => {
+                return Err(format!(
+                    "HERALD_THREADS: expected a positive integer, got {v:?}"
+                ));
+            }
         },
     };
     let mut builder = if threads > 1 {

@@ -142,10 +142,16 @@ impl Counter {
 /// Why a message is not what Laravel would publish for its order, if it is not.
 fn verify(channel: &str, payload: &[u8], pad: usize, sent: Option<u64>) -> Option<String> {
     let Some(k) = find_u64(payload, b"\"order_id\":") else {
-        return Some(format!("a message without an order_id on {channel}: {}", lossy(payload)));
+        return Some(format!(
+            "a message without an order_id on {channel}: {}",
+            lossy(payload)
+        ));
     };
     if channel != w1_channel(k) {
-        return Some(format!("order {k} arrived on {channel}, not {}", w1_channel(k)));
+        return Some(format!(
+            "order {k} arrived on {channel}, not {}",
+            w1_channel(k)
+        ));
     }
     let expected = w1_message(k, pad, sent);
     (payload != expected).then(|| {

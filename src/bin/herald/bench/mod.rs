@@ -334,7 +334,9 @@ async fn idle(
 ) -> Result<Idle, BenchError> {
     tokio::time::sleep(Duration::from_millis(500)).await;
     let (rss_mb, _) = child.rss_mb();
-    let pid = child.pid().map_or_else(|| "0".to_string(), |p| p.to_string());
+    let pid = child
+        .pid()
+        .map_or_else(|| "0".to_string(), |p| p.to_string());
     let before = process_cpu(&pid);
     tokio::time::sleep(IDLE_WINDOW).await;
     let cpu_percent = (process_cpu(&pid) - before) / IDLE_WINDOW.as_secs_f64() * 100.0;
@@ -344,11 +346,19 @@ async fn idle(
         tokio::time::sleep(Duration::from_millis(300)).await;
         counter.expect(1);
         let e = w1_envelope(i as u64, o.payload_bytes, Some(now_us()));
-        let _: () = redis::cmd("LPUSH").arg(queue).arg(e).query_async(conn).await?;
+        let _: () = redis::cmd("LPUSH")
+            .arg(queue)
+            .arg(e)
+            .query_async(conn)
+            .await?;
         let (_, stamps) = counter
             .wait(1, Duration::from_secs(30), &ProgressBar::hidden())
             .await?;
-        wake_ms.extend(stamps.iter().map(|(s, r)| r.saturating_sub(*s) as f64 / 1000.0));
+        wake_ms.extend(
+            stamps
+                .iter()
+                .map(|(s, r)| r.saturating_sub(*s) as f64 / 1000.0),
+        );
     }
     wake_ms.sort_by(f64::total_cmp);
     Ok(Idle {
