@@ -245,22 +245,32 @@ impl Report {
             ),
         );
         if let Some(p) = &self.pusher {
-            line(
-                "pusher throughput",
-                format!("{:.0} events/s ({} events)", p.events_per_sec, p.events),
-            );
-            line(
-                "pusher requests",
-                format!(
-                    "{} ({:.1} per 1000 events)",
-                    p.requests, p.requests_per_1000_events
-                ),
-            );
+            p.lines(&mut line);
         }
         if let Some(out) = &self.outage {
             out.lines(&mut line);
         }
         s
+    }
+}
+
+impl PusherReport {
+    /// The `--pusher` run's lines of the table.
+    fn lines(&self, line: &mut impl FnMut(&str, String)) {
+        line(
+            "pusher throughput",
+            format!(
+                "{:.0} events/s ({} events)",
+                self.events_per_sec, self.events
+            ),
+        );
+        line(
+            "pusher requests",
+            format!(
+                "{} ({:.1} per 1000 events)",
+                self.requests, self.requests_per_1000_events
+            ),
+        );
     }
 }
 
