@@ -399,7 +399,9 @@ impl PusherBroadcaster {
         let now = crate::clock::unix_secs();
         let query = sign::signed_query(&self.key, self.secret.expose(), "POST", &path, &body, now);
         let url = format!("{}{path}?{query}", self.base_url);
-        let post = |client: &reqwest::Client, body: Vec<u8>| {
+        // Shared bytes: the one resend below must not copy every request's body up front.
+        let body = bytes::Bytes::from(body);
+        let post = |client: &reqwest::Client, body: bytes::Bytes| {
             client
                 .post(&url)
                 .header(reqwest::header::CONTENT_TYPE, "application/json")
