@@ -144,7 +144,7 @@ impl Built {
         config.check_listener_names(&extra_names)?;
         let w = &config.worker;
         let pool_size = w.concurrency * w.queues.len() + 8;
-        let redis = Redis::open(config.redis.standalone_url()?.expose(), pool_size)?;
+        let redis = Redis::open(&config.redis, pool_size)?;
         let http = reqwest::Client::builder()
             .pool_idle_timeout(Duration::from_secs(60))
             .build()

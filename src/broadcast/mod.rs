@@ -109,7 +109,7 @@ pub(crate) fn build(
                 ConnectionConfig::Redis(r) => {
                     let redis = match &r.url {
                         Some(url) if url != &config.redis.url => {
-                            Redis::open(url.expose(), pool_size)
+                            Redis::open_url(url.expose(), pool_size)
                                 .map_err(|e| failed(name, e.to_string()))?
                         }
                         _ => main.clone(),

@@ -39,12 +39,7 @@ impl RedisBroadcaster {
         if commands == 0 {
             return batch.iter().map(|_| Ok(())).collect();
         }
-        let sent = async {
-            let mut conn = self.redis.get().await?;
-            pipe.query_async::<()>(&mut conn).await
-        }
-        .await;
-        match sent {
+        match self.redis.publish(&pipe).await {
             Ok(()) => batch.iter().map(|_| Ok(())).collect(),
             Err(e) => {
                 let e = DeliveryError::Redis(format!("PUBLISH: {e}"));

@@ -89,6 +89,18 @@ pub const ENV_OVERRIDES: &[EnvOverride] = &[
         "the primary's name as the sentinels know it",
     ),
     env(
+        "REDIS_USERNAME",
+        "redis.username",
+        Kind::Text,
+        "the data nodes' ACL user (every mode)",
+    ),
+    env(
+        "REDIS_PASSWORD",
+        "redis.password",
+        Kind::Secret,
+        "the data nodes' password (every mode)",
+    ),
+    env(
         "REDIS_PREFIX",
         "redis.prefix",
         Kind::Text,

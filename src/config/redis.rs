@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{ConfigError, RedisUrl, invalid};
+use super::{ConfigError, RedisUrl, Secret, invalid};
 
 /// How herald reaches Redis. Env: `REDIS_MODE`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -33,6 +33,11 @@ pub struct RedisConfig {
     /// The primary's name as the sentinels know it (sentinel mode). Env:
     /// `REDIS_SENTINEL_MASTER`.
     pub master_name: String,
+    /// The data nodes' ACL user, in every mode (over any in the URLs). In sentinel mode the
+    /// sentinels' own credentials are in their URLs. Env: `REDIS_USERNAME`.
+    pub username: String,
+    /// The data nodes' password, in every mode (over any in the URLs). Env: `REDIS_PASSWORD`.
+    pub password: Secret,
     /// Put in front of every key and every published channel, as Laravel's
     /// `database.redis.options.prefix` does. Env: `REDIS_PREFIX`.
     pub prefix: String,
@@ -45,6 +50,8 @@ impl Default for RedisConfig {
             url: RedisUrl::parse("redis://127.0.0.1:6379").expect("a valid default"),
             nodes: Vec::new(),
             master_name: String::new(),
+            username: String::new(),
+            password: Secret::new(""),
             prefix: String::new(),
         }
     }
@@ -71,6 +78,18 @@ impl RedisConfig {
                 }
             }
         }
+        for (key, value) in [
+            ("redis.username", self.username.as_str()),
+            ("redis.password", self.password.expose()),
+        ] {
+            if value.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                // A stray newline from a secret file; the value itself is never shown.
+                return Err(invalid(
+                    key,
+                    "must not contain spaces or control characters",
+                ));
+            }
+        }
         let sentinel = self.mode == RedisMode::Sentinel;
         if sentinel && self.master_name.trim().is_empty() {
             return Err(invalid("redis.master_name", "is needed in sentinel mode"));
@@ -82,22 +101,5 @@ impl RedisConfig {
             ));
         }
         Ok(())
-    }
-
-    /// The standalone URL to connect to. Cluster and sentinel connections are not built yet
-    /// (issue 9): a mode other than standalone is refused here, before anything connects,
-    /// instead of failing later with a `MOVED` or talking to a replica.
-    pub fn standalone_url(&self) -> Result<&RedisUrl, ConfigError> {
-        match self.mode {
-            RedisMode::Standalone => Ok(&self.url),
-            RedisMode::Cluster | RedisMode::Sentinel => Err(invalid(
-                "redis.mode",
-                format!(
-                    "{:?} is not supported by this build yet; use \"standalone\"",
-                    self.mode
-                )
-                .to_lowercase(),
-            )),
-        }
     }
 }

@@ -336,6 +336,8 @@ fn a_bad_environment_value_names_the_variable_and_its_key() {
             "mymaster",
             "is read only in sentinel mode",
         ),
+        ("REDIS_USERNAME", "her ald", "must not contain spaces"),
+        ("REDIS_PASSWORD", "hunter2\n", "must not contain spaces"),
         ("REDIS_PREFIX", "a}b", "cannot share a hash slot"),
         ("HERALD_QUEUE", " , ", "at least one queue"),
         (
@@ -505,15 +507,19 @@ fn redis_modes_read_their_settings_and_need_them() {
                 "REDIS_NODES",
                 "redis://:hunter2@127.0.0.1:7000, rediss://127.0.0.1:7001",
             ),
+            ("REDIS_PASSWORD", "sw0rdfish"),
+            ("REDIS_USERNAME", "herald"),
         ]),
     )
     .unwrap();
     assert_eq!(c.redis.mode, super::RedisMode::Cluster);
     assert_eq!(c.redis.nodes.len(), 2);
-    assert!(!format!("{c:?}").contains("hunter2"));
-    assert!(!c.to_masked_toml().contains("hunter2"));
-    let err = c.redis.standalone_url().unwrap_err().to_string();
-    assert!(err.contains("not supported by this build yet"), "{err}");
+    assert_eq!(c.redis.username, "herald");
+    assert_eq!(c.redis.password.expose(), "sw0rdfish");
+    for secret in ["hunter2", "sw0rdfish"] {
+        assert!(!format!("{c:?}").contains(secret));
+        assert!(!c.to_masked_toml().contains(secret));
+    }
 
     let sentinel = Config::parse(
         "[redis]\nmode = \"sentinel\"\nnodes = [\"redis://127.0.0.1:26379\"]\nmaster_name = \"m\"",

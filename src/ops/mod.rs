@@ -128,8 +128,7 @@ pub struct Ops {
 impl Ops {
     /// Prepares a connection to `config.redis.url`; nothing is connected until first use.
     pub fn new(config: &Config) -> Result<Ops, OpsError> {
-        let url = config.redis.standalone_url()?;
-        let redis = Redis::open(url.expose(), 4).map_err(|source| OpsError::Open {
+        let redis = Redis::open(&config.redis, 4).map_err(|source| OpsError::Open {
             url: config.redis.url.to_string(),
             source,
         })?;

@@ -22,7 +22,7 @@ mod tests;
 use std::time::Duration;
 
 use ::redis::Script;
-use ::redis::aio::{ConnectionLike, MultiplexedConnection};
+use ::redis::aio::ConnectionLike;
 use bytes::Bytes;
 
 pub use activity::Minute;
@@ -30,7 +30,7 @@ pub(crate) use activity::Tally;
 pub use failed::{DeadLetter, FailedDelivery, Payload};
 pub use failed_scan::{Cursor, Filter};
 pub(crate) use keys::{GlobalKeys, QueueKeys};
-pub(crate) use redis::{NO_QUEUE, Redis};
+pub(crate) use redis::{Conn, NO_QUEUE, Redis, Spread};
 
 /// A Redis operation that failed, naming the queue and what herald was doing.
 #[derive(Debug, thiserror::Error)]
@@ -162,7 +162,7 @@ impl Queue {
     /// event pushed into an idle queue is picked up at once. Needs a dedicated connection.
     pub(crate) async fn wait(
         &self,
-        conn: &mut MultiplexedConnection,
+        conn: &mut (impl ConnectionLike + Send),
         processing: &str,
         timeout: Duration,
     ) -> Result<Option<Bytes>, QueueError> {

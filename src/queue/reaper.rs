@@ -14,7 +14,9 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use super::{GlobalKeys, NO_QUEUE, Queue, QueueError, Redis};
+use redis::{Cmd, Value};
+
+use super::{GlobalKeys, NO_QUEUE, Queue, QueueError, Redis, Spread};
 
 /// This process, as other processes and `herald stats` see it.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -61,9 +63,9 @@ pub(crate) async fn heartbeat(
     ttl: Duration,
 ) -> Result<(), QueueError> {
     let info_key = global.process_info(&info.id);
-    let mut pipe = redis::pipe();
-    pipe.zadd(&global.processes, &info.id, now_ms).ignore();
-    pipe.hset_multiple(
+    let mut process = Spread::default();
+    process.add(Cmd::zadd(&global.processes, &info.id, now_ms));
+    process.add(Cmd::hset_multiple(
         &info_key,
         &[
             ("hostname", info.hostname.clone()),
@@ -75,15 +77,23 @@ pub(crate) async fn heartbeat(
             ("beat", now_ms.to_string()),
             ("paused", paused.to_string()),
         ],
-    )
-    .ignore();
-    pipe.pexpire(&info_key, ttl.as_millis() as i64).ignore();
-    for (queue, lists) in processing {
-        if !lists.is_empty() {
-            pipe.sadd(&queue.keys.workers, lists).ignore();
+    ));
+    process.add(Cmd::pexpire(&info_key, ttl.as_millis() as i64));
+    redis
+        .run_spread::<Value>(NO_QUEUE, "heartbeat", &process)
+        .await?;
+    // The lists after their process is known: on a cluster they are other slots' keys, and a
+    // list registered for a process no reaper knows would never be returned.
+    let mut lists = Spread::default();
+    for (queue, held) in processing {
+        if !held.is_empty() {
+            lists.add(Cmd::sadd(&queue.keys.workers, held));
         }
     }
-    redis.run(NO_QUEUE, "heartbeat", &pipe).await
+    redis
+        .run_spread::<Value>(NO_QUEUE, "heartbeat", &lists)
+        .await?;
+    Ok(())
 }
 
 /// What one reap did.
@@ -120,12 +130,12 @@ pub(crate) async fn reap(
         }
     }
     if !dead.is_empty() {
-        let mut pipe = redis::pipe();
-        pipe.zrem(&global.processes, &dead).ignore();
+        let mut forget = Spread::default();
+        forget.add(Cmd::zrem(&global.processes, &dead));
         for id in &dead {
-            pipe.del(global.process_info(id)).ignore();
+            forget.add(Cmd::del(global.process_info(id)));
         }
-        redis.run::<()>(NO_QUEUE, "reap", &pipe).await?;
+        redis.run_spread::<Value>(NO_QUEUE, "reap", &forget).await?;
     }
     reaped.processes = dead;
     Ok(reaped)
@@ -156,12 +166,13 @@ pub(crate) async fn deregister(
     global: &GlobalKeys,
     id: &str,
 ) -> Result<(), QueueError> {
-    let mut pipe = redis::pipe();
-    pipe.zrem(&global.processes, id)
-        .ignore()
-        .del(global.process_info(id))
-        .ignore();
-    redis.run(NO_QUEUE, "deregister", &pipe).await
+    let mut forget = Spread::default();
+    forget.add(Cmd::zrem(&global.processes, id));
+    forget.add(Cmd::del(global.process_info(id)));
+    redis
+        .run_spread::<Value>(NO_QUEUE, "deregister", &forget)
+        .await?;
+    Ok(())
 }
 
 /// How many processes heartbeated within `timeout` of `now_ms` (one command).
@@ -193,11 +204,12 @@ pub(crate) async fn live_processes(
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    let mut pipe = redis::pipe();
+    let mut read = Spread::default();
     for (id, _) in &ids {
-        pipe.hgetall(global.process_info(id));
+        read.add(Cmd::hgetall(global.process_info(id)));
     }
-    let infos: Vec<BTreeMap<String, String>> = redis.run(NO_QUEUE, "processes", &pipe).await?;
+    let infos: Vec<BTreeMap<String, String>> =
+        redis.run_spread(NO_QUEUE, "processes", &read).await?;
     Ok(ids
         .into_iter()
         .zip(infos)

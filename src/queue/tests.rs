@@ -7,7 +7,7 @@ use super::{Queue, QueueKeys, Redis, Settled, Settlement};
 
 fn queue(redis: &RedisServer) -> Queue {
     Queue::new(
-        Redis::open(&redis.url(), 2).unwrap(),
+        Redis::open_url(&redis.url(), 2).unwrap(),
         QueueKeys::new("", "herald:default"),
         0,
     )
@@ -165,7 +165,7 @@ async fn settle_counts_its_batch_in_the_minute_once() {
 async fn an_evicted_dead_letter_takes_its_delivery_record_with_it() {
     let redis = RedisServer::start();
     let q = Queue::new(
-        Redis::open(&redis.url(), 2).unwrap(),
+        Redis::open_url(&redis.url(), 2).unwrap(),
         QueueKeys::new("", "herald:default"),
         1,
     );

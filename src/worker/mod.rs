@@ -35,7 +35,7 @@ use tokio_util::sync::CancellationToken;
 use crate::clock;
 use crate::envelope::Limits;
 use crate::metrics::Metrics;
-use crate::queue::{Queue, QueueError, Settled, Settlement};
+use crate::queue::{Conn, Queue, QueueError, Settled, Settlement};
 use crate::registry::Registry;
 
 pub(crate) use maintenance::Maintenance;
@@ -114,8 +114,8 @@ struct Task {
     queue: Queue,
     processing: String,
     pause: Arc<Pause>,
-    pooled: Option<deadpool_redis::Connection>,
-    blocking: Option<redis::aio::MultiplexedConnection>,
+    pooled: Option<Conn>,
+    blocking: Option<Conn>,
 }
 
 impl Task {
@@ -199,13 +199,13 @@ impl Task {
 /// redelivers the batch; settle.lua is idempotent, so a retry after a lost reply is harmless.)
 async fn settle_until_done(
     queue: &Queue,
-    conn: &mut deadpool_redis::Connection,
+    conn: &mut Conn,
     processing: &str,
     settlement: &Settlement,
     metrics: &Metrics,
 ) {
     let mut backoff = reconnect_backoff();
-    let mut fresh: Option<deadpool_redis::Connection> = None;
+    let mut fresh: Option<Conn> = None;
     loop {
         let c = fresh.as_mut().unwrap_or(&mut *conn);
         match queue

@@ -15,7 +15,9 @@ use std::sync::Mutex;
 
 use crate::clock;
 use crate::queue::activity::{TTL, minute_of};
-use crate::queue::{GlobalKeys, NO_QUEUE, QueueError, Redis};
+use redis::Cmd;
+
+use crate::queue::{GlobalKeys, NO_QUEUE, QueueError, Redis, Spread};
 
 /// Requests kept in the recent list.
 pub(crate) const RECENT: usize = 20;
@@ -88,24 +90,25 @@ impl RequestLog {
             return Ok(());
         }
         let ttl = TTL.as_millis() as i64;
-        let mut pipe = redis::pipe();
+        let mut spread = Spread::default();
         let mut minutes: Vec<u64> = Vec::new();
         for ((minute, status), n) in &p.counts {
             let key = keys.pusher_activity(&self.connection, *minute);
-            pipe.hincr(&key, status, *n).ignore();
+            spread.add(Cmd::hincr(&key, status, *n));
             if !minutes.contains(minute) {
                 minutes.push(*minute);
-                pipe.pexpire(&key, ttl).ignore();
+                spread.add(Cmd::pexpire(&key, ttl));
             }
         }
         let recent = keys.pusher_recent(&self.connection);
         let entries: Vec<String> = (p.recent.iter())
             .map(|r| format!("{} {}", r.at_ms, r.status))
             .collect();
-        pipe.lpush(&recent, entries).ignore();
-        pipe.ltrim(&recent, 0, RECENT as isize - 1).ignore();
-        pipe.pexpire(&recent, ttl).ignore();
-        redis.run(NO_QUEUE, "pusher activity", &pipe).await
+        spread.add(Cmd::lpush(&recent, entries));
+        spread.add(Cmd::ltrim(&recent, 0, RECENT as isize - 1));
+        spread.add(Cmd::pexpire(&recent, ttl));
+        (redis.run_spread::<redis::Value>(NO_QUEUE, "pusher activity", &spread)).await?;
+        Ok(())
     }
 }
 
@@ -120,12 +123,14 @@ pub(crate) async fn read(
 ) -> Result<(Vec<RequestMinute>, Vec<RecentRequest>), QueueError> {
     let last = minute_of(now_ms);
     let first = last.saturating_sub(minutes.saturating_sub(1));
-    let mut pipe = redis::pipe();
+    let mut spread = Spread::default();
     for m in first..=last {
-        pipe.hgetall(keys.pusher_activity(connection, m));
+        spread.add(Cmd::hgetall(keys.pusher_activity(connection, m)));
     }
-    pipe.lrange(keys.pusher_recent(connection), 0, -1);
-    let mut replies: Vec<redis::Value> = redis.run(NO_QUEUE, "pusher activity", &pipe).await?;
+    spread.add(Cmd::lrange(keys.pusher_recent(connection), 0, -1));
+    let mut replies: Vec<redis::Value> = redis
+        .run_spread(NO_QUEUE, "pusher activity", &spread)
+        .await?;
     // Each reply is read on its own: one odd value (a key of another type) spoils only itself.
     let recent: Vec<String> =
         redis::from_redis_value(replies.pop().unwrap_or(redis::Value::Nil)).unwrap_or_default();

@@ -1,0 +1,327 @@
+//! Connections to Redis, and the one way queue code sends a request.
+//!
+//! Owns: how herald reaches Redis in each `[redis] mode` (one server, a Redis Cluster, or the
+//! primary a set of sentinels names), the connections for ordinary commands, dedicated
+//! connections for blocking ones, and [`Redis::run`], which sends a command, pipeline or script
+//! and names the queue and operation in any error. Does not own: what is sent (the rest of
+//! `queue`), and which keys share a slot (`keys`).
+//!
+//! A blocking `BLMOVE` would stall every command pipelined behind it on a shared multiplexed
+//! connection (redis-rs #453, #361), so each worker task blocks on a dedicated connection of its
+//! own ([`Redis::dedicated`]) whose response timeout is above the block time. On a cluster that
+//! connection is a cluster connection of its own, so `BLMOVE` goes to whichever node owns the
+//! queue's slot now, and follows the slot when it moves.
+//!
+//! Every queue script and pipeline touches one hash slot. The few requests that touch keys of
+//! several slots (the heartbeat, the reaper, the Pusher activity counts) are a [`Spread`]; a
+//! broadcast's `PUBLISH`es go to one node ([`Redis::publish`]), which a cluster relays to all.
+
+mod cluster;
+mod sentinel;
+mod standalone;
+
+use std::future::Future;
+use std::time::Duration;
+
+use redis::aio::{ConnectionLike, MultiplexedConnection};
+use redis::cluster_async::ClusterConnection;
+use redis::{
+    AsyncConnectionConfig, Cmd, FromRedisValue, Pipeline, RedisFuture, RedisResult, Value,
+};
+use redis::{ConnectionInfo, IntoConnectionInfo, RedisConnectionInfo};
+
+use super::QueueError;
+use crate::config::{RedisConfig, RedisMode};
+
+/// The queue name in errors about keys that belong to no queue (`herald:processes`, the schema).
+pub(crate) const NO_QUEUE: &str = "*";
+
+/// Response timeout of ordinary connections. Generous, because a settle or reap script over a
+/// big batch is one command; a hung server is still noticed.
+const RESPONSE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long connecting to one server may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Redis as herald reaches it: ordinary connections, and a way to open dedicated ones for
+/// blocking commands. Cheap to clone; clones share the connections.
+#[derive(Clone)]
+pub(crate) struct Redis(Backend);
+
+#[derive(Clone)]
+enum Backend {
+    Standalone(standalone::Standalone),
+    Cluster(cluster::Cluster),
+    Sentinel(sentinel::Sentinel),
+}
+
+impl Redis {
+    /// Prepares connections as `config` describes (its mode, URL or nodes); nothing is
+    /// connected until first use.
+    pub(crate) fn open(config: &RedisConfig, pool_size: usize) -> RedisResult<Redis> {
+        let nodes = || {
+            config
+                .nodes
+                .iter()
+                .map(|u| u.expose().to_string())
+                .collect()
+        };
+        let creds = Credentials::of(config);
+        Ok(Redis(match config.mode {
+            RedisMode::Standalone => {
+                let info = creds.apply(config.url.expose().into_connection_info()?);
+                Backend::Standalone(standalone::Standalone::open(info, pool_size)?)
+            }
+            RedisMode::Cluster => Backend::Cluster(cluster::Cluster::open(nodes(), creds)?),
+            RedisMode::Sentinel => Backend::Sentinel(sentinel::Sentinel::open(
+                nodes(),
+                &config.master_name,
+                creds,
+                pool_size,
+            )?),
+        }))
+    }
+
+    /// One server at `url` (a broadcast connection with a Redis of its own).
+    pub(crate) fn open_url(url: &str, pool_size: usize) -> RedisResult<Redis> {
+        let info = url.into_connection_info()?;
+        Ok(Redis(Backend::Standalone(standalone::Standalone::open(
+            info, pool_size,
+        )?)))
+    }
+
+    /// A connection for non-blocking commands.
+    pub(crate) async fn get(&self) -> RedisResult<Conn> {
+        match &self.0 {
+            Backend::Standalone(s) => s.get().await.map(Conn::Pooled),
+            Backend::Cluster(c) => c.get().await.map(Conn::Cluster),
+            Backend::Sentinel(s) => s.get().await.map(Conn::Sentinel),
+        }
+    }
+
+    /// Sends `request` on an ordinary connection. An error names `queue` (or [`NO_QUEUE`]) and
+    /// `op`, what herald was doing.
+    pub(crate) async fn run<T: FromRedisValue + Send>(
+        &self,
+        queue: &str,
+        op: &'static str,
+        request: &impl Request,
+    ) -> Result<T, QueueError> {
+        let mut conn = self.get().await.map_err(failed(queue, op))?;
+        request.send(&mut conn).await.map_err(failed(queue, op))
+    }
+
+    /// Sends commands that may touch keys of several hash slots, and returns their replies in
+    /// order, each read as `T`: one pipeline where one server holds every key; on a cluster,
+    /// each command to the node owning its key, all at once (so in no particular order).
+    pub(crate) async fn run_spread<T: FromRedisValue>(
+        &self,
+        queue: &str,
+        op: &'static str,
+        spread: &Spread,
+    ) -> Result<Vec<T>, QueueError> {
+        if spread.0.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut conn = self.get().await.map_err(failed(queue, op))?;
+        let replies: Vec<Value> = match &mut conn {
+            Conn::Cluster(c) => {
+                let each = spread.0.iter().map(|cmd| {
+                    let mut c = c.clone();
+                    async move { cmd.query_async::<Value>(&mut c).await }
+                });
+                futures::future::try_join_all(each).await
+            }
+            other => {
+                let mut pipe = redis::pipe();
+                for cmd in &spread.0 {
+                    pipe.add_command(cmd.clone());
+                }
+                pipe.query_async(other).await
+            }
+        }
+        .map_err(failed(queue, op))?;
+        replies
+            .into_iter()
+            .map(|v| redis::from_redis_value(v).map_err(|e| failed(queue, op)(e.into())))
+            .collect()
+    }
+
+    /// Sends a pipeline of `PUBLISH`es to one node. A cluster relays classic pub/sub to every
+    /// node, so channels of any slot share one request.
+    pub(crate) async fn publish(&self, pipe: &Pipeline) -> RedisResult<()> {
+        match self.get().await? {
+            Conn::Cluster(mut c) => {
+                use redis::cluster_routing::SingleNodeRoutingInfo;
+                c.route_pipeline(
+                    pipe.clone(),
+                    0,
+                    pipe.len(),
+                    SingleNodeRoutingInfo::RandomPrimary,
+                )
+                .await
+                .map(drop)
+            }
+            mut other => pipe.exec_async(&mut other).await,
+        }
+    }
+
+    /// A connection of its own, for blocking commands that wait up to `block`.
+    pub(crate) async fn dedicated(&self, block: Duration) -> RedisResult<Conn> {
+        let timeout = block + Duration::from_secs(5);
+        match &self.0 {
+            Backend::Standalone(s) => s.dedicated(config(timeout)).await.map(Conn::Direct),
+            Backend::Cluster(c) => c.dedicated(timeout).await.map(Conn::Cluster),
+            Backend::Sentinel(s) => s.dedicated(config(timeout)).await.map(Conn::Direct),
+        }
+    }
+
+    /// `PING` with a short timeout: is Redis reachable right now? On a cluster, every node must
+    /// answer.
+    pub(crate) async fn ping(&self) -> bool {
+        let ping = redis::cmd("PING");
+        let probe = self.run::<String>(NO_QUEUE, "ping", &ping);
+        matches!(
+            tokio::time::timeout(Duration::from_secs(2), probe).await,
+            Ok(Ok(_))
+        )
+    }
+}
+
+/// The data nodes' user and password from `[redis]`, over any a URL carries.
+#[derive(Clone, Copy)]
+struct Credentials<'c> {
+    username: Option<&'c str>,
+    password: Option<&'c str>,
+}
+
+impl<'c> Credentials<'c> {
+    fn of(config: &'c RedisConfig) -> Credentials<'c> {
+        let set = |s: &'c str| (!s.is_empty()).then_some(s);
+        Credentials {
+            username: set(&config.username),
+            password: set(config.password.expose()),
+        }
+    }
+
+    fn apply_to(self, mut redis: RedisConnectionInfo) -> RedisConnectionInfo {
+        if let Some(u) = self.username {
+            redis = redis.set_username(u);
+        }
+        if let Some(p) = self.password {
+            redis = redis.set_password(p);
+        }
+        redis
+    }
+
+    fn apply(self, info: ConnectionInfo) -> ConnectionInfo {
+        let redis = self.apply_to(info.redis_settings().clone());
+        info.set_redis_settings(redis)
+    }
+}
+
+/// The settings of every connection herald opens, with `response` as its response timeout.
+fn config(response: Duration) -> AsyncConnectionConfig {
+    AsyncConnectionConfig::new()
+        .set_response_timeout(Some(response))
+        .set_connection_timeout(Some(CONNECT_TIMEOUT))
+}
+
+fn failed(queue: &str, op: &'static str) -> impl FnOnce(redis::RedisError) -> QueueError {
+    let queue = queue.to_string();
+    move |source| QueueError { queue, op, source }
+}
+
+/// Commands that may touch keys of several hash slots (see [`Redis::run_spread`]).
+#[derive(Default)]
+pub(crate) struct Spread(Vec<Cmd>);
+
+impl Spread {
+    /// Adds `cmd`; its reply comes back at this position.
+    pub(crate) fn add(&mut self, cmd: Cmd) -> &mut Self {
+        self.0.push(cmd);
+        self
+    }
+}
+
+/// A connection from [`Redis::get`] or [`Redis::dedicated`], whatever the mode.
+pub(crate) enum Conn {
+    /// From the standalone pool.
+    Pooled(deadpool_redis::Connection),
+    /// From the sentinel-mode pool: to the primary the sentinels named when it connected.
+    Sentinel(sentinel::Pooled),
+    /// A dedicated connection to one server.
+    Direct(MultiplexedConnection),
+    /// A cluster connection: routes each command to the node owning its slot.
+    Cluster(ClusterConnection),
+}
+
+impl ConnectionLike for Conn {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            Conn::Pooled(c) => c.req_packed_command(cmd),
+            Conn::Sentinel(c) => c.req_packed_command(cmd),
+            Conn::Direct(c) => c.req_packed_command(cmd),
+            Conn::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        cmd: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            Conn::Pooled(c) => c.req_packed_commands(cmd, offset, count),
+            Conn::Sentinel(c) => c.req_packed_commands(cmd, offset, count),
+            Conn::Direct(c) => c.req_packed_commands(cmd, offset, count),
+            Conn::Cluster(c) => c.req_packed_commands(cmd, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Conn::Pooled(c) => c.get_db(),
+            Conn::Sentinel(c) => c.get_db(),
+            Conn::Direct(c) => c.get_db(),
+            Conn::Cluster(c) => c.get_db(),
+        }
+    }
+}
+
+/// Something sent to Redis in one round trip: a command, a pipeline or a script invocation.
+pub(crate) trait Request {
+    /// Sends it on `conn` and reads the reply as `T`.
+    fn send<T: FromRedisValue + Send>(
+        &self,
+        conn: &mut (impl ConnectionLike + Send),
+    ) -> impl Future<Output = RedisResult<T>> + Send;
+}
+
+impl Request for redis::Cmd {
+    fn send<T: FromRedisValue + Send>(
+        &self,
+        conn: &mut (impl ConnectionLike + Send),
+    ) -> impl Future<Output = RedisResult<T>> + Send {
+        self.query_async(conn)
+    }
+}
+
+impl Request for redis::Pipeline {
+    fn send<T: FromRedisValue + Send>(
+        &self,
+        conn: &mut (impl ConnectionLike + Send),
+    ) -> impl Future<Output = RedisResult<T>> + Send {
+        self.query_async(conn)
+    }
+}
+
+impl Request for redis::ScriptInvocation<'_> {
+    fn send<T: FromRedisValue + Send>(
+        &self,
+        conn: &mut (impl ConnectionLike + Send),
+    ) -> impl Future<Output = RedisResult<T>> + Send {
+        self.invoke_async(conn)
+    }
+}
