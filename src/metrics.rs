@@ -89,6 +89,7 @@ pub struct Metrics {
     redeliveries: IntCounterVec,
     reclaimed: IntCounterVec,
     redis_errors: IntCounterVec,
+    redis_wait_short: IntCounterVec,
     queue_depth: IntGaugeVec,
     oldest_waiting: GaugeVec,
     inflight: IntGaugeVec,
@@ -162,6 +163,11 @@ const REDIS_ERRORS: Def = Def {
     name: "herald_redis_errors_total",
     help: "Failed Redis operations, by operation.",
     labels: &["op"],
+};
+const REDIS_WAIT_SHORT: Def = Def {
+    name: "herald_redis_wait_short_total",
+    help: "WAITs after a reserve or settle that ended with fewer replicas than redis.wait_replicas.",
+    labels: &["queue"],
 };
 const QUEUE_DEPTH: Def = Def {
     name: "herald_queue_depth",
@@ -273,6 +279,7 @@ impl Metrics {
             redeliveries: counter(&r, &REDELIVERIES),
             reclaimed: counter(&r, &RECLAIMED),
             redis_errors: counter(&r, &REDIS_ERRORS),
+            redis_wait_short: counter(&r, &REDIS_WAIT_SHORT),
             queue_depth: gauge(&r, &QUEUE_DEPTH),
             oldest_waiting: float_gauge(&r, &OLDEST_WAITING),
             inflight: gauge(&r, &INFLIGHT),
@@ -349,6 +356,10 @@ impl Metrics {
 
     pub(crate) fn redis_error(&self, op: &str) {
         self.redis_errors.with_label_values(&[op]).inc();
+    }
+
+    pub(crate) fn redis_wait_short(&self, queue: &str) {
+        self.redis_wait_short.with_label_values(&[queue]).inc();
     }
 
     pub(crate) fn set_depth(&self, s: &crate::queue::QueueStats) {

@@ -1,6 +1,8 @@
 //! `[redis]`: where the queues live, and how herald reaches them (one server, a Redis Cluster,
 //! or a primary found through Sentinel).
 
+use std::time::Duration;
+
 use serde::{Deserialize, Serialize};
 
 use super::{ConfigError, RedisUrl, Secret, invalid};
@@ -38,6 +40,13 @@ pub struct RedisConfig {
     pub username: String,
     /// The data nodes' password, in every mode (over any in the URLs). Env: `REDIS_PASSWORD`.
     pub password: Secret,
+    /// After each reserve and each settle, wait until this many replicas acknowledged it
+    /// (`WAIT`), so a failover cannot undo a move herald has acted on. 0 (default): don't wait.
+    pub wait_replicas: u32,
+    /// How long one `WAIT` may take; when it ends short, herald warns, counts it
+    /// (`herald_redis_wait_short_total`) and carries on.
+    #[serde(with = "super::de::duration")]
+    pub wait_timeout: Duration,
     /// Put in front of every key and every published channel, as Laravel's
     /// `database.redis.options.prefix` does. Env: `REDIS_PREFIX`.
     pub prefix: String,
@@ -52,6 +61,8 @@ impl Default for RedisConfig {
             master_name: String::new(),
             username: String::new(),
             password: Secret::new(""),
+            wait_replicas: 0,
+            wait_timeout: Duration::from_secs(1),
             prefix: String::new(),
         }
     }
@@ -89,6 +100,10 @@ impl RedisConfig {
                     "must not contain spaces or control characters",
                 ));
             }
+        }
+        if self.wait_replicas > 0 && self.wait_timeout.is_zero() {
+            // WAIT with 0 blocks for ever: a worker would hang on a lost replica.
+            return Err(invalid("redis.wait_timeout", "must be above 0 when wait_replicas is set"));
         }
         let sentinel = self.mode == RedisMode::Sentinel;
         if sentinel && self.master_name.trim().is_empty() {

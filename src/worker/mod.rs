@@ -152,6 +152,7 @@ impl Task {
             .reserve(conn, &self.processing, self.shared.batch_size)
             .await?;
         if !batch.is_empty() {
+            replicated(&self.queue, conn, &self.shared.metrics).await?;
             return Ok(Some(batch));
         }
         let block = self.shared.block_timeout;
@@ -171,6 +172,9 @@ impl Task {
             _ = token.cancelled() => return Ok(None),
             r = self.queue.wait(waiter, &self.processing, block) => r?,
         };
+        if first.is_some() {
+            replicated(&self.queue, waiter, &self.shared.metrics).await?;
+        }
         // Process the envelope that woke us at once: asking for more would cost a round trip on
         // every pickup from an idle queue; under load, the next round reserves a full batch.
         Ok(first.map(|e| vec![e]))
@@ -194,6 +198,26 @@ impl Task {
     }
 }
 
+/// With `[redis] wait_replicas` set, waits until that many replicas hold what `conn` just
+/// moved; a wait that ends short is logged and counted, and the worker carries on (a lost
+/// replica must not stop the queue).
+async fn replicated(queue: &Queue, conn: &mut Conn, metrics: &Metrics) -> Result<(), QueueError> {
+    let short = queue
+        .redis
+        .replicated(conn, &queue.keys.list)
+        .await
+        .map_err(|source| QueueError {
+            queue: queue.keys.name.clone(),
+            op: "wait replicas",
+            source,
+        })?;
+    if let Some(acked) = short {
+        metrics.redis_wait_short(&queue.keys.name);
+        tracing::warn!(message = "Fewer replicas than redis.wait_replicas acknowledged a move; a failover now could undo it.", queue = %queue.keys.name, acked);
+    }
+    Ok(())
+}
+
 /// Settles a batch, retrying while Redis is unreachable. Giving up is never right: the batch's
 /// outcome exists only in memory until this succeeds. (If the process dies meanwhile, the reaper
 /// redelivers the batch; settle.lua is idempotent, so a retry after a lost reply is harmless.)
@@ -213,6 +237,10 @@ async fn settle_until_done(
             .await
         {
             Ok(Settled::Applied { evicted }) => {
+                if let Err(e) = replicated(queue, c, metrics).await {
+                    metrics.redis_error(e.op);
+                    tracing::warn!(message = "Settled, but could not wait for replicas.", queue = %queue.keys.name, error = %e.source);
+                }
                 if evicted > 0 {
                     metrics.evicted(&queue.keys.name, evicted);
                     tracing::warn!(message = "Dead-letter store full; evicted the oldest.", queue = %queue.keys.name, evicted);

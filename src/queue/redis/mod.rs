@@ -46,7 +46,18 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Redis as herald reaches it: ordinary connections, and a way to open dedicated ones for
 /// blocking commands. Cheap to clone; clones share the connections.
 #[derive(Clone)]
-pub(crate) struct Redis(Backend);
+pub(crate) struct Redis {
+    backend: Backend,
+    durability: Durability,
+}
+
+/// `[redis] wait_replicas` and `wait_timeout`: how many replicas must hold a move before herald
+/// acts on it.
+#[derive(Clone, Copy, Default)]
+struct Durability {
+    replicas: u32,
+    timeout: Duration,
+}
 
 #[derive(Clone)]
 enum Backend {
@@ -67,7 +78,11 @@ impl Redis {
                 .collect()
         };
         let creds = Credentials::of(config);
-        Ok(Redis(match config.mode {
+        let durability = Durability {
+            replicas: config.wait_replicas,
+            timeout: config.wait_timeout,
+        };
+        let backend = match config.mode {
             RedisMode::Standalone => {
                 let info = creds.apply(config.url.expose().into_connection_info()?);
                 Backend::Standalone(standalone::Standalone::open(info, pool_size)?)
@@ -79,20 +94,25 @@ impl Redis {
                 creds,
                 pool_size,
             )?),
-        }))
+        };
+        Ok(Redis {
+            backend,
+            durability,
+        })
     }
 
     /// One server at `url` (a broadcast connection with a Redis of its own).
     pub(crate) fn open_url(url: &str, pool_size: usize) -> RedisResult<Redis> {
         let info = url.into_connection_info()?;
-        Ok(Redis(Backend::Standalone(standalone::Standalone::open(
-            info, pool_size,
-        )?)))
+        Ok(Redis {
+            backend: Backend::Standalone(standalone::Standalone::open(info, pool_size)?),
+            durability: Durability::default(),
+        })
     }
 
     /// A connection for non-blocking commands.
     pub(crate) async fn get(&self) -> RedisResult<Conn> {
-        match &self.0 {
+        match &self.backend {
             Backend::Standalone(s) => s.get().await.map(Conn::Pooled),
             Backend::Cluster(c) => c.get().await.map(Conn::Cluster),
             Backend::Sentinel(s) => s.get().await.map(Conn::Sentinel),
@@ -169,11 +189,34 @@ impl Redis {
     /// A connection of its own, for blocking commands that wait up to `block`.
     pub(crate) async fn dedicated(&self, block: Duration) -> RedisResult<Conn> {
         let timeout = block + Duration::from_secs(5);
-        match &self.0 {
+        match &self.backend {
             Backend::Standalone(s) => s.dedicated(config(timeout)).await.map(Conn::Direct),
             Backend::Cluster(c) => c.dedicated(timeout).await.map(Conn::Cluster),
             Backend::Sentinel(s) => s.dedicated(config(timeout)).await.map(Conn::Direct),
         }
+    }
+
+    /// With `[redis] wait_replicas` set: waits (`WAIT`) until that many replicas hold every
+    /// write made so far on `conn`, which just moved something in `key`'s slot. Returns how
+    /// many acknowledged when that is fewer than wanted; `Ok(None)` when enough did, or when
+    /// herald is not asked to wait.
+    pub(crate) async fn replicated(&self, conn: &mut Conn, key: &str) -> RedisResult<Option<u32>> {
+        let Durability { replicas, timeout } = self.durability;
+        if replicas == 0 {
+            return Ok(None);
+        }
+        let mut wait = redis::cmd("WAIT");
+        wait.arg(replicas).arg(timeout.as_millis() as u64);
+        let acked: u32 = match conn {
+            Conn::Cluster(c) => {
+                use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
+                let node = Route::with_key(key, SlotAddr::Master);
+                let to = RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(node));
+                redis::from_redis_value(c.route_command(wait, to).await?)?
+            }
+            other => wait.query_async(other).await?,
+        };
+        Ok((acked < replicas).then_some(acked))
     }
 
     /// `PING` with a short timeout: is Redis reachable right now? On a cluster, every node must
