@@ -197,7 +197,9 @@ impl RedisSentinel {
             let i = fields.iter().position(|f| f == k)?;
             fields.get(i + 1).map(String::as_str)
         };
-        get("num-other-sentinels") == Some("2") && get("num-slaves") == Some("1")
+        get("flags") == Some("master")
+            && get("num-other-sentinels") == Some("2")
+            && get("num-slaves") == Some("1")
     }
 
     /// The last lines of all five logs.
