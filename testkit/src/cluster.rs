@@ -13,7 +13,7 @@ use std::process::Command;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use crate::node::{Node, cmd, info_field, logs, poll, server_bin};
+use crate::node::{Node, cmd, gave_up, info_field, logs, poll, server_bin};
 
 /// How long creation, a failover or a migration may take before the test fails.
 const SETTLE: Duration = Duration::from_secs(30);
@@ -81,17 +81,18 @@ fn free_cluster_port() -> u16 {
 }
 
 fn start_node(dir: &Path) -> Node {
+    let mut log = dir.join("none.log");
     for _ in 0..10 {
         let port = free_cluster_port();
         let data = dir.join(port.to_string());
         std::fs::create_dir_all(&data).expect("node dir");
-        let log = dir.join(format!("redis-{port}.log"));
+        log = dir.join(format!("redis-{port}.log"));
         let args = node_args(port, dir, &data, &log);
         if let Some(n) = Node::spawn(&server_bin(), &args, port, &log, None) {
             return n;
         }
     }
-    panic!("could not start a cluster node on a free port");
+    gave_up(&server_bin(), &log);
 }
 
 fn node_args(port: u16, dir: &Path, data: &Path, log: &Path) -> Vec<String> {

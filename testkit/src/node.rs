@@ -114,6 +114,15 @@ impl Drop for Node {
     }
 }
 
+/// Panics after every attempt to start `bin` exited at once, with the last attempt's log.
+pub(crate) fn gave_up(bin: &str, last_log: &Path) -> ! {
+    let log = std::fs::read_to_string(last_log).unwrap_or_default();
+    panic!(
+        "{bin} exited at start on every free port tried; last log ({}):\n{log}",
+        last_log.display()
+    );
+}
+
 /// `redis://127.0.0.1:<port>` or `redis://:<password>@127.0.0.1:<port>`.
 pub(crate) fn url(port: u16, password: Option<&str>) -> String {
     match password {

@@ -11,7 +11,7 @@ use std::net::TcpListener;
 use std::path::Path;
 use std::time::Duration;
 
-use crate::node::{Node, cmd, info_field, logs, poll, query, server_bin};
+use crate::node::{Node, cmd, gave_up, info_field, logs, poll, query, server_bin};
 
 /// How long start-up or a failover may take before the test fails.
 const SETTLE: Duration = Duration::from_secs(45);
@@ -35,9 +35,10 @@ fn free_port() -> u16 {
 
 /// `redis-server` on a free port, a replica of `primary` if given.
 fn start_data(dir: &Path, primary: Option<u16>, password: Option<&str>) -> Node {
+    let mut log = dir.join("none.log");
     for _ in 0..10 {
         let port = free_port();
-        let log = dir.join(format!("redis-{port}.log"));
+        log = dir.join(format!("redis-{port}.log"));
         let data = dir.join(port.to_string());
         std::fs::create_dir_all(&data).expect("data dir");
         let mut args: Vec<String> = ["--port", &port.to_string(), "--bind", "127.0.0.1"]
@@ -58,7 +59,7 @@ fn start_data(dir: &Path, primary: Option<u16>, password: Option<&str>) -> Node 
             return n;
         }
     }
-    panic!("could not start redis-server on a free port");
+    gave_up(&server_bin(), &log);
 }
 
 /// What a sentinel's config says, besides its port and files.
@@ -105,9 +106,10 @@ fn sentinel_bin() -> (String, Vec<String>) {
 
 fn start_sentinel(dir: &Path, conf: &SentinelConf<'_>) -> Node {
     let (bin, extra) = sentinel_bin();
+    let mut log = dir.join("none.log");
     for _ in 0..10 {
         let port = free_port();
-        let log = dir.join(format!("sentinel-{port}.log"));
+        log = dir.join(format!("sentinel-{port}.log"));
         let file = dir.join(format!("sentinel-{port}.conf"));
         std::fs::write(&file, conf.text(port, dir, &log)).expect("sentinel config");
         let mut args = vec![file.display().to_string()];
@@ -116,7 +118,7 @@ fn start_sentinel(dir: &Path, conf: &SentinelConf<'_>) -> Node {
             return n;
         }
     }
-    panic!("could not start {bin} on a free port");
+    gave_up(&bin, &log);
 }
 
 impl RedisSentinel {
