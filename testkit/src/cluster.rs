@@ -19,10 +19,15 @@ use crate::node::{Node, cmd, gave_up, info_field, logs, poll, server_bin};
 const SETTLE: Duration = Duration::from_secs(30);
 
 /// A running six-node Redis Cluster of one test.
+///
+/// Every method blocks (a wait is a poll bounded by a deadline). An async test that needs
+/// herald to keep running meanwhile calls it from `tokio::task::spawn_blocking` on an
+/// `Arc<RedisCluster>` (it is `Send + Sync`).
 pub struct RedisCluster {
     nodes: Vec<Node>,
     /// The replica each killed master had, for [`RedisCluster::wait_failover`].
     promoted: Mutex<HashMap<u16, u16>>,
+    password: Option<String>,
     dir: tempfile::TempDir,
 }
 
@@ -80,15 +85,18 @@ fn free_cluster_port() -> u16 {
     panic!("no free loopback port pair (P, P+10000) in 10000..20000");
 }
 
-fn start_node(dir: &Path) -> Node {
+fn start_node(dir: &Path, password: Option<&str>) -> Node {
     let mut log = dir.join("none.log");
     for _ in 0..10 {
         let port = free_cluster_port();
         let data = dir.join(port.to_string());
         std::fs::create_dir_all(&data).expect("node dir");
         log = dir.join(format!("redis-{port}.log"));
-        let args = node_args(port, dir, &data, &log);
-        if let Some(n) = Node::spawn(&server_bin(), &args, port, &log, None) {
+        let mut args = node_args(port, dir, &data, &log);
+        if let Some(pw) = password {
+            args.extend(["--requirepass", pw, "--masterauth", pw].map(String::from));
+        }
+        if let Some(n) = Node::spawn(&server_bin(), &args, port, &log, password) {
             return n;
         }
     }
@@ -137,11 +145,22 @@ impl RedisCluster {
     /// until every node reports `cluster_state:ok`, all 16384 slots, the same topology and
     /// (each replica) its link to its master up.
     pub fn start() -> RedisCluster {
+        Self::start_opts(None)
+    }
+
+    /// [`Self::start`] with `requirepass` and `masterauth` `password` on every node; every URL
+    /// this returns carries it.
+    pub fn start_with_password(password: &str) -> RedisCluster {
+        Self::start_opts(Some(password))
+    }
+
+    fn start_opts(password: Option<&str>) -> RedisCluster {
         let dir = tempfile::tempdir().expect("temp dir");
-        let nodes = (0..6).map(|_| start_node(dir.path())).collect();
+        let nodes = (0..6).map(|_| start_node(dir.path(), password)).collect();
         let c = RedisCluster {
             nodes,
             promoted: Mutex::new(HashMap::new()),
+            password: password.map(str::to_owned),
             dir,
         };
         c.create();
@@ -156,6 +175,11 @@ impl RedisCluster {
             .arg("create")
             .args(self.nodes.iter().map(|n| format!("127.0.0.1:{}", n.port)))
             .args(["--cluster-replicas", "1", "--cluster-yes"])
+            .args(
+                self.password
+                    .iter()
+                    .flat_map(|p| ["--no-auth-warning", "-a", p]),
+            )
             .output()
             .unwrap_or_else(|e| panic!("cannot run {cli} (install redis-tools): {e}"));
         assert!(
@@ -188,12 +212,17 @@ impl RedisCluster {
         self.dir.path()
     }
 
+    /// The nodes' password, if started with one.
+    pub fn password(&self) -> Option<&str> {
+        self.password.as_deref()
+    }
+
     /// Every node's port, killed ones too, in start order.
     pub fn ports(&self) -> Vec<u16> {
         self.nodes.iter().map(|n| n.port).collect()
     }
 
-    /// `redis://127.0.0.1:<port>` for every live node.
+    /// `redis://127.0.0.1:<port>` (with `:<password>@` if set) for every live node.
     pub fn seed_urls(&self) -> Vec<String> {
         self.live().map(Node::url).collect()
     }
@@ -203,7 +232,7 @@ impl RedisCluster {
         self.seed_urls().join(",")
     }
 
-    /// `redis://127.0.0.1:<port>` of one node (for a plain connection to it).
+    /// `redis://127.0.0.1:<port>` of one node, password included (for a plain connection).
     pub fn node_url(&self, port: u16) -> String {
         self.node(port).url()
     }
@@ -316,9 +345,14 @@ impl RedisCluster {
             .unwrap_or_else(|| panic!("no node on port {port} in {v:?}"))
     }
 
-    /// `n` names `{prefix}a`, `{prefix}b`, … (the first that fit) whose slots are served by
-    /// `n` different masters, in the order found.
+    /// `n` names `<prefix>a`, `<prefix>b`, … (the first that fit) whose slots are served by
+    /// `n` different masters, in the order found. A name's slot is that of the whole name
+    /// (`prefix` must hold no `{`), which is also the slot of herald's `{<name>}:…` keys.
     pub fn keys_on_distinct_masters(&self, prefix: &str, n: usize) -> Vec<String> {
+        assert!(
+            !prefix.contains('{'),
+            "{prefix:?}: a hash tag would pin every name's slot"
+        );
         let v = self.topology();
         let mut seen = HashSet::new();
         let mut keys = Vec::new();
@@ -410,24 +444,23 @@ impl RedisCluster {
             if keys.is_empty() {
                 return;
             }
-            let mut m = cmd(&[
-                "MIGRATE",
-                "127.0.0.1",
-                &d,
-                "",
-                "0",
-                "10000",
-                "REPLACE",
-                "KEYS",
-            ]);
-            m.arg(&keys);
-            if let Err(e) = self.node(src).query::<()>(&m) {
+            if let Err(e) = self.node(src).query::<()>(&self.migrate(&d, &keys)) {
                 panic!(
                     "MIGRATE of slot {slot} {src} -> {dst}: {e}\n{}",
                     self.logs()
                 );
             }
         }
+    }
+
+    /// `MIGRATE 127.0.0.1 <port> "" 0 10000 REPLACE [AUTH <password>] KEYS <keys…>`.
+    fn migrate(&self, port: &str, keys: &[String]) -> ::redis::Cmd {
+        let mut m = cmd(&["MIGRATE", "127.0.0.1", port, "", "0", "10000", "REPLACE"]);
+        if let Some(pw) = &self.password {
+            m.arg("AUTH").arg(pw);
+        }
+        m.arg("KEYS").arg(keys);
+        m
     }
 
     fn run(&self, port: u16, args: &[&str]) {

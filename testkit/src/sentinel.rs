@@ -17,6 +17,10 @@ use crate::node::{Node, cmd, gave_up, info_field, logs, poll, query, server_bin}
 const SETTLE: Duration = Duration::from_secs(45);
 
 /// A running primary + replica + three sentinels of one test.
+///
+/// Every method blocks (a wait is a poll bounded by a deadline). An async test that needs
+/// herald to keep running meanwhile calls it from `tokio::task::spawn_blocking` on an
+/// `Arc<RedisSentinel>` (it is `Send + Sync`).
 pub struct RedisSentinel {
     name: String,
     /// The primary first, then the replica (as started; roles change on failover).

@@ -7,7 +7,11 @@ use herald_testkit::RedisCluster;
 use redis::{Connection, ErrorKind, ServerErrorKind, Value};
 
 fn conn(port: u16) -> Connection {
-    let c = redis::Client::open(format!("redis://127.0.0.1:{port}")).unwrap();
+    conn_url(&format!("redis://127.0.0.1:{port}"))
+}
+
+fn conn_url(url: &str) -> Connection {
+    let c = redis::Client::open(url).unwrap();
     let c = c
         .get_connection_with_timeout(Duration::from_secs(2))
         .unwrap();
@@ -128,4 +132,47 @@ fn migrate_slot_moves_the_keys_while_a_client_writes() {
         .query(&mut conn(to))
         .unwrap();
     assert_eq!(count, 1 + 300 + written, "every key of the slot is on {to}");
+}
+
+#[test]
+fn with_a_password_migration_and_failover_still_work() {
+    let c = RedisCluster::start_with_password("clusterpw");
+    assert_eq!(c.password(), Some("clusterpw"));
+    let prefix = "redis://:clusterpw@127.0.0.1:";
+    assert!(c.seed_urls().iter().all(|u| u.starts_with(prefix)));
+    let key = "herald:pw";
+    let from = c.master_of_key(key);
+    let denied = redis::cmd("PING").query::<String>(&mut conn(from));
+    assert!(denied.is_err(), "a node wants its password");
+    let set = |port, v: &str| {
+        let mut m = conn_url(&c.node_url(port));
+        redis::cmd("SET")
+            .arg(key)
+            .arg(v)
+            .query::<()>(&mut m)
+            .unwrap();
+        redis::cmd("WAIT")
+            .arg(1)
+            .arg(1000)
+            .query::<i64>(&mut m)
+            .unwrap()
+    };
+    assert_eq!(set(from, "v"), 1);
+    let to = *c.masters().iter().find(|&&m| m != from).unwrap();
+    c.migrate_slot(c.keyslot(key), to);
+    assert_eq!(c.master_of_key(key), to);
+    assert_eq!(set(to, "v2"), 1, "the new owner's replica has it");
+    c.kill_master(to);
+    let promoted = c.wait_failover(to);
+    let v: String = redis::cmd("GET")
+        .arg(key)
+        .query(&mut conn_url(&c.node_url(promoted)))
+        .unwrap();
+    assert_eq!(v, "v2");
+}
+
+#[test]
+fn is_send_and_sync_for_spawn_blocking() {
+    fn check<T: Send + Sync + 'static>() {}
+    check::<RedisCluster>();
 }

@@ -68,3 +68,9 @@ fn passwords_on_both_tiers() {
     assert!(denied.is_err(), "a sentinel wants its password");
     fail_over(&s);
 }
+
+#[test]
+fn is_send_and_sync_for_spawn_blocking() {
+    fn check<T: Send + Sync + 'static>() {}
+    check::<RedisSentinel>();
+}
