@@ -1,6 +1,9 @@
 //! herald-testkit: the local servers and workloads herald's tests and benchmarks run against.
 //!
 //! Owns: [`RedisServer`] (a real `redis-server` of a test's own on a free loopback port),
+//! [`RedisCluster`] (a real six-node Redis Cluster, three masters and three replicas, with the
+//! master kill, failover wait and slot migration a test causes), [`RedisSentinel`] (a real
+//! primary, replica and three `redis-sentinel`s, with the primary kill and failover wait),
 //! [`PusherFake`] (a strict local Pusher Channels HTTP API), [`WebhookFake`] (a local HTTP
 //! endpoint that records requests and fails on command), the W1 workload ([`w1`]) and the
 //! guards that turn a hang into a test failure. Does not own: anything herald runs in
@@ -13,15 +16,20 @@
 #![deny(unreachable_pub)]
 #![warn(missing_docs)]
 
+mod cluster;
+mod node;
 pub mod pusher;
 mod redis;
+mod sentinel;
 pub mod w1;
 mod webhook;
 
 use std::time::Duration;
 
+pub use cluster::RedisCluster;
 pub use pusher::{Action, FakeLimits, FakeRequest, PusherFake};
 pub use redis::RedisServer;
+pub use sentinel::RedisSentinel;
 pub use webhook::{WebhookFake, WebhookRequest};
 
 /// Guards every await that waits for herald to do something. It only turns a hang into a
