@@ -103,7 +103,10 @@ impl RedisConfig {
         }
         if self.wait_replicas > 0 && self.wait_timeout.is_zero() {
             // WAIT with 0 blocks for ever: a worker would hang on a lost replica.
-            return Err(invalid("redis.wait_timeout", "must be above 0 when wait_replicas is set"));
+            return Err(invalid(
+                "redis.wait_timeout",
+                "must be above 0 when wait_replicas is set",
+            ));
         }
         let sentinel = self.mode == RedisMode::Sentinel;
         if sentinel && self.master_name.trim().is_empty() {

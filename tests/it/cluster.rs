@@ -85,7 +85,13 @@ fn distinct(hook: &WebhookFake) -> usize {
 
 /// A herald config file for `redis` (a `[redis]` section) serving `queues`, with fast liveness
 /// and every `E` event sent to the webhook.
-fn config_file(dir: &Path, redis: &str, queues: &[String], hook: &WebhookFake, worker: &str) -> String {
+fn config_file(
+    dir: &Path,
+    redis: &str,
+    queues: &[String],
+    hook: &WebhookFake,
+    worker: &str,
+) -> String {
     let queues: Vec<String> = queues.iter().map(|q| format!("{q:?}")).collect();
     let text = format!(
         "{redis}\n[worker]\nqueues = [{}]\nheartbeat_interval = \"100ms\"\nprocess_timeout = \"1s\"\npromote_interval = \"50ms\"\nblock_timeout = \"200ms\"\nshutdown_timeout = \"20s\"\n{worker}\n[metrics]\naddr = \"\"\n[retry]\ndelays = [\"50ms\"]\nmax_attempts = 50\n[listeners.hook]\ntype = \"webhook\"\nurl = \"{}\"\n[events.E]\nlisteners = [\"hook\"]\n",
@@ -98,8 +104,15 @@ fn config_file(dir: &Path, redis: &str, queues: &[String], hook: &WebhookFake, w
 }
 
 fn cluster_section(cluster: &RedisCluster) -> String {
-    let nodes: Vec<String> = cluster.seed_urls().iter().map(|u| format!("{u:?}")).collect();
-    format!("[redis]\nmode = \"cluster\"\nnodes = [{}]", nodes.join(", "))
+    let nodes: Vec<String> = cluster
+        .seed_urls()
+        .iter()
+        .map(|u| format!("{u:?}"))
+        .collect();
+    format!(
+        "[redis]\nmode = \"cluster\"\nnodes = [{}]",
+        nodes.join(", ")
+    )
 }
 
 /// herald's own operations API on the config file at `path`: what `herald stats` and
@@ -124,12 +137,20 @@ async fn settled_and_clean(q: &QueueOps) {
     })
     .await;
     let failed = q.failed_list(0, 10).await.unwrap();
-    assert!(failed.is_empty(), "dead letters on {}: {failed:?}", q.name());
+    assert!(
+        failed.is_empty(),
+        "dead letters on {}: {failed:?}",
+        q.name()
+    );
 }
 
 fn still_running(b: &mut Binary) {
     let exited = b.child.try_wait().unwrap();
-    assert!(exited.is_none(), "herald exited: {exited:?}\n{}", b.stderr());
+    assert!(
+        exited.is_none(),
+        "herald exited: {exited:?}\n{}",
+        b.stderr()
+    );
 }
 
 /// A `PSUBSCRIBE *` client on the node at `port`, counting distinct event ids.
@@ -189,10 +210,10 @@ async fn a_cluster_master_killed_mid_run_loses_nothing_and_both_processes_carry_
         (distinct(&hook) >= mark).then_some(())
     })
     .await;
-    cluster.kill_master(victim);
+    tokio::task::block_in_place(|| cluster.kill_master(victim));
     let at_kill = distinct(&hook);
     assert!(at_kill < n, "the kill came after the run finished");
-    cluster.wait_failover(victim);
+    tokio::task::block_in_place(|| cluster.wait_failover(victim));
 
     let seen = delivered_all(&hook, n).await;
     assert_eq!(seen.len(), n, "every event reached the webhook");
@@ -225,18 +246,28 @@ async fn a_busy_queues_slot_migrated_mid_run_is_followed_and_loses_nothing() {
     push_replicated(from, &queue, &envelopes(0, N / 2)).await;
 
     let mut run = Binary::spawn(&["run", "--config", &cfg], &[]);
-    eventually("the run to start", || async { (distinct(&hook) >= 1_000).then_some(()) }).await;
+    eventually("the run to start", || async {
+        (distinct(&hook) >= 1_000).then_some(())
+    })
+    .await;
     // The producer keeps pushing while the slot moves: a busy queue.
     let q = queue.clone();
     let producer = tokio::spawn(async move {
-        let client = ::redis::cluster::ClusterClient::new(vec![format!("redis://127.0.0.1:{from}")]).unwrap();
+        let client =
+            ::redis::cluster::ClusterClient::new(vec![format!("redis://127.0.0.1:{from}")])
+                .unwrap();
         let mut c = client.get_async_connection().await.unwrap();
         for chunk in envelopes(N / 2, N).chunks(100) {
-            let _: i64 = ::redis::cmd("LPUSH").arg(&q).arg(chunk).query_async(&mut c).await.unwrap();
+            let _: i64 = ::redis::cmd("LPUSH")
+                .arg(&q)
+                .arg(chunk)
+                .query_async(&mut c)
+                .await
+                .unwrap();
         }
     });
-    let slot = cluster.slot_of(&queue);
-    cluster.migrate_slot(slot, to);
+    let slot = cluster.keyslot(&queue);
+    tokio::task::block_in_place(|| cluster.migrate_slot(slot, to));
     assert_eq!(cluster.master_of_key(&queue), to, "the slot moved");
     guard("the producer", producer).await.unwrap();
 
@@ -252,13 +283,23 @@ async fn a_sentinel_failover_mid_run_is_followed_and_loses_nothing() {
     let sentinel = RedisSentinel::start("herald-primary");
     let hook = WebhookFake::start(&[]).await;
     let dir = tempfile::tempdir().unwrap();
-    let nodes: Vec<String> = sentinel.sentinel_urls().iter().map(|u| format!("{u:?}")).collect();
+    let nodes: Vec<String> = sentinel
+        .sentinel_urls()
+        .iter()
+        .map(|u| format!("{u:?}"))
+        .collect();
     let section = format!(
         "[redis]\nmode = \"sentinel\"\nnodes = [{}]\nmaster_name = \"herald-primary\"",
         nodes.join(", ")
     );
     let queues = vec!["herald:default".to_string()];
-    let cfg = config_file(dir.path(), &section, &queues, &hook, "concurrency = 2\nbatch_size = 50");
+    let cfg = config_file(
+        dir.path(),
+        &section,
+        &queues,
+        &hook,
+        "concurrency = 2\nbatch_size = 50",
+    );
     let old = sentinel.primary_port();
     push_replicated(old, &queues[0], &envelopes(0, N)).await;
 
@@ -269,9 +310,9 @@ async fn a_sentinel_failover_mid_run_is_followed_and_loses_nothing() {
         (distinct(&hook) >= mark).then_some(())
     })
     .await;
-    sentinel.kill_primary();
+    tokio::task::block_in_place(|| sentinel.kill_primary());
     assert!(distinct(&hook) < N, "the kill came after the run finished");
-    sentinel.wait_failover(old);
+    tokio::task::block_in_place(|| sentinel.wait_failover(old));
 
     let seen = delivered_all(&hook, N).await;
     assert_eq!(seen.len(), N);

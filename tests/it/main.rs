@@ -10,6 +10,8 @@ mod bench;
 mod broadcast;
 /// The command line: enqueue, stats, failed, migrate, check-config.
 mod cli;
+/// Redis Cluster and Sentinel: failover, slot migration, nothing lost.
+mod cluster;
 /// The admin API behind the dashboard: numbers, actions, pages, who may call it.
 mod dashboard;
 /// Who may use the dashboard: the token, loopback, same origin.
