@@ -44,6 +44,7 @@ pub use failed::FailedConfig;
 pub use limits::LimitsConfig;
 pub use listeners::{ForwardConfig, ListenerConfig, WebhookConfig};
 pub use pusher::PusherConfig;
+pub(crate) use pusher::AppsSource;
 pub use redis::{RedisConfig, RedisMode};
 pub use retry::{RetryConfig, RetryOverride};
 pub use secret::{RedisUrl, Secret, mask_url_password};
