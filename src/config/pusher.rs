@@ -234,10 +234,7 @@ impl PusherConfig {
             }
         }
         if self.apps_refresh.is_zero() {
-            return Err(invalid(
-                format!("{key}.apps_refresh"),
-                "must be above zero",
-            ));
+            return Err(invalid(format!("{key}.apps_refresh"), "must be above zero"));
         }
         Ok(())
     }

@@ -105,7 +105,10 @@ pub(crate) struct Directory {
 
 enum Source {
     /// `HGET <key> <app>`.
-    Redis { redis: Redis, key: String },
+    Redis {
+        redis: Redis,
+        key: String,
+    },
     Dir(PathBuf),
 }
 
@@ -187,10 +190,7 @@ impl Directory {
     async fn read(&self, app: &str) -> Result<Option<(String, String, Secret)>, DeliveryError> {
         let bad = |reason: String| DeliveryError::Unavailable {
             code: "bad_app",
-            reason: format!(
-                "connection {:?}, app {app:?}: {reason}",
-                self.connection
-            ),
+            reason: format!("connection {:?}, app {app:?}: {reason}", self.connection),
         };
         let entry: Entry = match &self.source {
             Source::Redis { redis, key } => {
@@ -202,8 +202,11 @@ impl Directory {
                     .map_err(|e| DeliveryError::Redis(e.to_string()))?;
                 let Some(text) = text else { return Ok(None) };
                 // serde_json's message names the place, never the value.
-                serde_json::from_str(&text)
-                    .map_err(|e| bad(format!("the hash's value is not {{\"app_id\",\"key\",\"secret\"}}: {e}")))?
+                serde_json::from_str(&text).map_err(|e| {
+                    bad(format!(
+                        "the hash's value is not {{\"app_id\",\"key\",\"secret\"}}: {e}"
+                    ))
+                })?
             }
             Source::Dir(dir) => {
                 let mut found = None;
@@ -316,11 +319,21 @@ mod tests {
     async fn a_directory_serves_toml_and_json_and_refuses_bad_entries() {
         let dir = std::env::temp_dir().join(format!("herald-apps-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join("a.toml"), "app_id = \"1\"\nkey = \"ka\"\nsecret = \"secret-of-a\"\n")
-            .unwrap();
-        std::fs::write(dir.join("b.json"), r#"{"app_id":2,"key":"kb","secret":"sb"}"#).unwrap();
-        std::fs::write(dir.join("c.json"), r#"{"app_id":"3","key":"bad key","secret":"s"}"#)
-            .unwrap();
+        std::fs::write(
+            dir.join("a.toml"),
+            "app_id = \"1\"\nkey = \"ka\"\nsecret = \"secret-of-a\"\n",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.join("b.json"),
+            r#"{"app_id":2,"key":"kb","secret":"sb"}"#,
+        )
+        .unwrap();
+        std::fs::write(
+            dir.join("c.json"),
+            r#"{"app_id":"3","key":"bad key","secret":"s"}"#,
+        )
+        .unwrap();
         let redis = Redis::open("redis://127.0.0.1:1", 1).unwrap();
         let d = Directory::new(
             "tenants",

@@ -44,8 +44,8 @@ use futures::future::{BoxFuture, join_all};
 use tokio::sync::Semaphore;
 
 use self::activity::RequestLog;
-use self::apps::Creds;
 use self::answer::{embedded_error_status, read_bounded, server_message};
+use self::apps::Creds;
 use self::batch::{Settings, Unit};
 use self::circuit::{Admit, Circuit};
 use self::crypto::MasterKey;
@@ -513,10 +513,10 @@ impl PusherBroadcaster {
                 .into_iter()
                 .map(|r| self.dispatch(t, units, track, r)),
         )
-            .await
-            .into_iter()
-            .flatten()
-            .collect()
+        .await
+        .into_iter()
+        .flatten()
+        .collect()
     }
 
     /// Sends one request of `req` units; on 400/413/422 with several events, splits it in
