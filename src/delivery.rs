@@ -87,6 +87,16 @@ pub enum DeliveryError {
         /// What is wrong, for a human.
         reason: String,
     },
+    /// Something the delivery needs is not there yet (an app a multi-app Pusher connection
+    /// does not know, perhaps about to be added): retryable, with backoff, counted as an
+    /// attempt.
+    #[error("{reason}")]
+    Unavailable {
+        /// The dead-letter code, e.g. `unknown_app`.
+        code: &'static str,
+        /// What is missing, for a human.
+        reason: String,
+    },
     /// A listener embedded by a program reported its own failure.
     #[error("{message}")]
     Custom {
@@ -133,6 +143,7 @@ impl DeliveryError {
             DeliveryError::Timeout(_)
             | DeliveryError::Connect(_)
             | DeliveryError::Redis(_)
+            | DeliveryError::Unavailable { .. }
             | DeliveryError::Deferred { .. } => true,
             DeliveryError::Http { status, .. } => matches!(
                 http_class(*status),
@@ -181,7 +192,7 @@ impl DeliveryError {
             DeliveryError::Http { .. } => "http_4xx",
             DeliveryError::Redis(_) => "redis",
             DeliveryError::Deferred { .. } => "circuit_open",
-            DeliveryError::Invalid { code, .. } => code,
+            DeliveryError::Invalid { code, .. } | DeliveryError::Unavailable { code, .. } => code,
             DeliveryError::Custom {
                 retryable: true, ..
             } => "listener_retry",

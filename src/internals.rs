@@ -52,6 +52,7 @@ impl HotPath {
             data: &env.data,
             socket,
             final_payload: env.final_payload,
+            app: None,
         })
     }
 

@@ -42,6 +42,7 @@ pub(crate) const DEAD_LETTER_REASONS: &[&str] = &[
     "redelivered_too_often",
     "http_4xx",
     "listener_failed",
+    "missing_app",
 ];
 
 /// The counters and histograms of one delivery; see [`Metrics::delivery`].

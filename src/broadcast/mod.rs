@@ -41,6 +41,8 @@ pub(crate) struct Message<'a> {
     /// `data` is the final payload (the envelope's `final_payload`): the Redis message carries
     /// it unchanged instead of adding `socket` to it.
     pub final_payload: bool,
+    /// The envelope's `app`: which app of a multi-app Pusher connection it goes to.
+    pub app: Option<&'a str>,
 }
 
 /// A broadcast connection.

@@ -117,6 +117,7 @@ mod tests {
             data: &raw,
             socket,
             final_payload,
+            app: None,
         };
         String::from_utf8(laravel_message(&m)).unwrap()
     }

@@ -43,6 +43,7 @@ pub use events::EventConfig;
 pub use failed::FailedConfig;
 pub use limits::LimitsConfig;
 pub use listeners::{ForwardConfig, ListenerConfig, WebhookConfig};
+pub(crate) use pusher::AppsSource;
 pub use pusher::PusherConfig;
 pub use redis::{RedisConfig, RedisMode};
 pub use retry::{RetryConfig, RetryOverride};

@@ -92,6 +92,33 @@ pub struct PusherConfig {
     /// duplicate; others ignore the field.
     #[serde(deserialize_with = "super::de::lenient::boolean")]
     pub idempotency: bool,
+    /// `"redis"`: a multi-app connection whose apps' credentials are read from the Redis hash
+    /// `<redis.prefix>herald:pusher:apps:<connection>` (field: the app's name, value:
+    /// `{"app_id":…,"key":…,"secret":…}`); an envelope names its app with `"app"`. Adding an
+    /// app is one `HSET`, no restart. Empty (default): one app, `app_id`/`key`/`secret` here.
+    #[serde(deserialize_with = "super::de::lenient::string")]
+    pub apps: String,
+    /// A directory holding one file per app, `<app>.toml` or `<app>.json`, each with `app_id`,
+    /// `key` and `secret`: the file-based alternative to `apps = "redis"`.
+    #[serde(deserialize_with = "super::de::lenient::string")]
+    pub apps_dir: String,
+    /// How long an app's credentials are used before they are read again (so a rotated secret
+    /// applies without a restart).
+    #[serde(with = "super::de::duration")]
+    pub apps_refresh: Duration,
+    /// Metrics of a multi-app connection: the first `apps_metrics_top` apps this process sends
+    /// for are labelled `<connection>:<app>`, every other `<connection>:other`.
+    #[serde(deserialize_with = "super::de::lenient::number")]
+    pub apps_metrics_top: usize,
+}
+
+/// Where a multi-app connection reads its apps' credentials.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum AppsSource {
+    /// The hash `GlobalKeys::pusher_apps(connection)`.
+    Redis,
+    /// One `<app>.toml` / `<app>.json` per app.
+    Dir(std::path::PathBuf),
 }
 
 impl Default for PusherConfig {
@@ -120,11 +147,26 @@ impl Default for PusherConfig {
             rate_per_second: 0,
             rate_burst: 0,
             daily_quota: 0,
+            apps: String::new(),
+            apps_dir: String::new(),
+            apps_refresh: Duration::from_secs(30),
+            apps_metrics_top: 20,
         }
     }
 }
 
 impl PusherConfig {
+    /// Where the apps of a multi-app connection come from; `None`: a single-app connection.
+    pub(crate) fn apps_source(&self) -> Option<AppsSource> {
+        if !self.apps_dir.is_empty() {
+            Some(AppsSource::Dir(self.apps_dir.clone().into()))
+        } else if self.apps == "redis" {
+            Some(AppsSource::Redis)
+        } else {
+            None
+        }
+    }
+
     /// The host requests go to: `host`, or `api-{cluster}.pusher.com`.
     pub fn effective_host(&self) -> String {
         if self.host.is_empty() {
@@ -145,13 +187,56 @@ impl PusherConfig {
     /// Checks the connection at `key`; `used_by` names a setting that routes events to it, in
     /// which case the credentials are required.
     pub(super) fn check(&self, key: &str, used_by: Option<&str>) -> Result<(), ConfigError> {
-        if let Some(used_by) = used_by {
+        self.check_apps(key)?;
+        if let Some(used_by) = used_by
+            && self.apps_source().is_none()
+        {
             self.check_credentials(key, used_by)?;
         }
         self.check_names(key)?;
         self.check_endpoint(key)?;
         self.check_encryption(key)?;
         self.check_limits(key)
+    }
+
+    /// A multi-app connection takes its credentials from its apps only, so one cannot sign for
+    /// another by falling back to the template's.
+    fn check_apps(&self, key: &str) -> Result<(), ConfigError> {
+        if !self.apps.is_empty() && self.apps != "redis" {
+            return Err(invalid(
+                format!("{key}.apps"),
+                format!(
+                    "{:?} is not a source of apps: use \"redis\", or apps_dir for files",
+                    self.apps
+                ),
+            ));
+        }
+        if !self.apps.is_empty() && !self.apps_dir.is_empty() {
+            return Err(invalid(
+                format!("{key}.apps_dir"),
+                "set either apps = \"redis\" or apps_dir, not both",
+            ));
+        }
+        if self.apps_source().is_none() {
+            return Ok(());
+        }
+        for (field, empty) in [
+            ("app_id", self.app_id.is_empty()),
+            ("key", self.key.is_empty()),
+            ("secret", self.secret.is_empty()),
+        ] {
+            if !empty {
+                return Err(invalid(
+                    format!("{key}.{field}"),
+                    "must be empty on a multi-app connection (apps or apps_dir): each app's \
+                     credentials come from its own entry",
+                ));
+            }
+        }
+        if self.apps_refresh.is_zero() {
+            return Err(invalid(format!("{key}.apps_refresh"), "must be above zero"));
+        }
+        Ok(())
     }
 
     fn check_credentials(&self, key: &str, used_by: &str) -> Result<(), ConfigError> {

@@ -546,3 +546,42 @@ fn redis_modes_read_their_settings_and_need_them() {
         assert!(err.contains(needle), "{text:?}: {err}");
     }
 }
+
+#[test]
+fn multi_app_connections_take_no_credentials_of_their_own() {
+    let base = "[broadcasting]\ndefault = [\"tenants\"]\n[broadcasting.connections.tenants]\n\
+                driver = \"pusher\"\nhost = \"127.0.0.1\"\n";
+    let c = parse(&format!("{base}apps = \"redis\"\n"), &[]).unwrap();
+    let ConnectionConfig::Pusher(p) = &c.broadcasting.connections["tenants"] else {
+        panic!("a pusher connection")
+    };
+    assert_eq!(p.apps_source(), Some(crate::config::AppsSource::Redis));
+    assert_eq!(p.apps_refresh, Duration::from_secs(30));
+    assert_eq!(p.apps_metrics_top, 20);
+    let c = parse(&format!("{base}apps_dir = \"/etc/herald/apps\"\n"), &[]).unwrap();
+    let ConnectionConfig::Pusher(p) = &c.broadcasting.connections["tenants"] else {
+        panic!("a pusher connection")
+    };
+    assert_eq!(
+        p.apps_source(),
+        Some(crate::config::AppsSource::Dir("/etc/herald/apps".into()))
+    );
+    check_error(
+        &format!("{base}apps = \"redis\"\nsecret = \"s\"\n"),
+        &["broadcasting.connections.tenants.secret", "multi-app"],
+    );
+    check_error(
+        &format!("{base}apps = \"files\"\n"),
+        &["broadcasting.connections.tenants.apps", "\"files\""],
+    );
+    check_error(
+        &format!("{base}apps = \"redis\"\napps_dir = \"/x\"\n"),
+        &["apps_dir", "not both"],
+    );
+    check_error(
+        &format!("{base}apps = \"redis\"\napps_refresh = \"0s\"\n"),
+        &["apps_refresh"],
+    );
+    // Without a source the credentials are still required.
+    check_error(base, &["broadcasting.connections.tenants.app_id"]);
+}

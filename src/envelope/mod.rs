@@ -138,6 +138,9 @@ pub struct Envelope {
     pub socket: Option<String>,
     /// Subset of broadcast connections to use instead of the registry's.
     pub connections: Option<Vec<String>>,
+    /// The app of every multi-app Pusher connection the event goes to (`"app": "acme"`);
+    /// single-app connections ignore it.
+    pub app: Option<String>,
     /// Overrides the retry policy's attempt limit for this envelope.
     pub max_attempts: Option<u32>,
     /// Attempts already made (0 for a fresh envelope; counts crashes too).
@@ -175,6 +178,7 @@ struct Members<'a> {
     data: Option<&'a RawValue>,
     socket: Option<&'a RawValue>,
     connections: Option<&'a RawValue>,
+    app: Option<&'a RawValue>,
     max_attempts: Option<&'a RawValue>,
     /// Usually zero or one; two when a reaper counted a crash in front of a producer's own value.
     attempts: Vec<&'a RawValue>,
@@ -205,6 +209,7 @@ impl<'de> Deserialize<'de> for Members<'de> {
                         "data" => &mut m.data,
                         "socket" => &mut m.socket,
                         "connections" => &mut m.connections,
+                        "app" => &mut m.app,
                         "max_attempts" => &mut m.max_attempts,
                         "pending" => &mut m.pending,
                         "created_at" => &mut m.created_at,
@@ -292,6 +297,7 @@ pub fn decode(raw: Bytes, limits: &Limits) -> Result<Envelope, Rejection> {
         data: data.to_owned(),
         socket: field::<Option<String>>(m.socket, "socket")?.flatten(),
         connections: field(m.connections, "connections")?,
+        app: app(m.app)?,
         max_attempts,
         attempts,
         pending,
@@ -322,6 +328,36 @@ fn id(raw: Option<&RawValue>) -> Result<(String, bool), Rejection> {
             .map(|n| (n.to_string(), false))
             .map_err(|_| bad()),
     }
+}
+
+/// Longest app name.
+const MAX_APP_NAME: usize = 100;
+
+/// The `app` member: a name of A-Z a-z 0-9 `-` `_` `.`, not starting with `.` (it names a
+/// Redis hash field and a file in `apps_dir`), or `null`.
+fn app(raw: Option<&RawValue>) -> Result<Option<String>, Rejection> {
+    let Some(name) = field::<Option<String>>(raw, "app")?.flatten() else {
+        return Ok(None);
+    };
+    if !is_app_name(&name) {
+        return Err(invalid(
+            "app",
+            &format!(
+                "must be 1-{MAX_APP_NAME} characters of A-Z a-z 0-9 - _ . and not start with ."
+            ),
+        ));
+    }
+    Ok(Some(name))
+}
+
+/// Whether `name` may name an app of a multi-app Pusher connection.
+pub(crate) fn is_app_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= MAX_APP_NAME
+        && !name.starts_with('.')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
 }
 
 /// herald's own `pending` list of a re-queued envelope.

@@ -214,3 +214,29 @@ fn string_arrays_are_read_as_serde_reads_them() {
 fn numeric_ids_are_kept_as_text() {
     assert_eq!(dec(r#"{"id":42,"event":"E","data":{}}"#).unwrap().id, "42");
 }
+
+#[test]
+fn app_names_a_multi_app_connections_app() {
+    let e = dec(r#"{"event":"E","channels":["c"],"data":{},"app":"acme-1.eu_2"}"#).unwrap();
+    assert_eq!(e.app.as_deref(), Some("acme-1.eu_2"));
+    assert_eq!(dec(r#"{"event":"E","data":{},"app":null}"#).unwrap().app, None);
+    assert_eq!(dec(r#"{"event":"E","data":{}}"#).unwrap().app, None);
+    for bad in [
+        r#""""#,
+        r#""../etc/passwd""#,
+        r#"".hidden""#,
+        r#""a:b""#,
+        r#""a b""#,
+        "7",
+    ] {
+        check_rejected(
+            &format!(r#"{{"event":"E","data":{{}},"app":{bad}}}"#),
+            "invalid_field",
+        );
+    }
+    let long = "a".repeat(101);
+    check_rejected(
+        &format!(r#"{{"event":"E","data":{{}},"app":"{long}"}}"#),
+        "invalid_field",
+    );
+}

@@ -8,7 +8,7 @@
 use super::{Ops, OpsError};
 use crate::broadcast::pusher::{activity, circuit};
 use crate::clock;
-use crate::config::ConnectionConfig;
+use crate::config::{AppsSource, ConnectionConfig};
 use crate::queue::GlobalKeys;
 
 pub use crate::broadcast::pusher::activity::{RecentRequest, RequestMinute};
@@ -41,9 +41,10 @@ pub struct ConnectionStatus {
     pub name: String,
     /// `scheme://host[:port]` it sends to.
     pub endpoint: String,
-    /// The app id (not a secret; the key and secret are not shown).
+    /// The app id (not a secret; the key and secret are not shown); for a multi-app connection,
+    /// where its apps come from (`(apps: redis)`, `(apps: <dir>)`).
     pub app_id: String,
-    /// Whether app id, key and secret are set.
+    /// Whether app id, key and secret are set (always, for a multi-app connection).
     pub configured: bool,
     /// Whether a setting routes events to it.
     pub in_use: bool,
@@ -77,8 +78,13 @@ impl Ops {
             out.push(ConnectionStatus {
                 name: name.clone(),
                 endpoint: p.base_url(),
-                app_id: p.app_id.clone(),
-                configured: !p.app_id.is_empty() && !p.key.is_empty() && !p.secret.is_empty(),
+                app_id: match p.apps_source() {
+                    None => p.app_id.clone(),
+                    Some(AppsSource::Redis) => "(apps: redis)".into(),
+                    Some(AppsSource::Dir(d)) => format!("(apps: {})", d.display()),
+                },
+                configured: p.apps_source().is_some()
+                    || !p.app_id.is_empty() && !p.key.is_empty() && !p.secret.is_empty(),
                 in_use: self.config.used_by(name).is_some(),
                 circuit,
                 minutes,

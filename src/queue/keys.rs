@@ -148,6 +148,19 @@ impl GlobalKeys {
         format!("{}herald:pusher:{connection}:recent", self.prefix)
     }
 
+    /// hash: the apps of multi-app Pusher connection `connection` (`apps = "redis"`): field =
+    /// app name, value = `{"app_id":…,"key":…,"secret":…}`. Written by operators (`HSET`).
+    pub(crate) fn pusher_apps(&self, connection: &str) -> String {
+        format!("{}herald:pusher:apps:{connection}", self.prefix)
+    }
+
+    /// The name app `app` of multi-app connection `connection` goes by wherever a connection
+    /// name goes in a key ([`Self::circuit`], [`Self::pusher_budget`], [`Self::pusher_quota`]),
+    /// so each app has its own circuit and budget. App names cannot contain `:`.
+    pub(crate) fn pusher_app_scope(connection: &str, app: &str) -> String {
+        format!("{connection}:app:{app}")
+    }
+
     /// hash: what a live process reports about itself (host, pid, queues, started), with a TTL.
     pub(crate) fn process_info(&self, process: &str) -> String {
         format!("{}herald:process:{process}", self.prefix)
@@ -222,6 +235,15 @@ mod tests {
         check_same_slot(&keys);
         let global = GlobalKeys::new("laravel-database-");
         assert_eq!(global.processes, "laravel-database-herald:processes");
+        assert_eq!(
+            global.pusher_apps("tenants"),
+            "laravel-database-herald:pusher:apps:tenants"
+        );
+        let scope = GlobalKeys::pusher_app_scope("tenants", "acme");
+        assert_eq!(
+            global.circuit(&scope),
+            "laravel-database-herald:circuit:tenants:app:acme"
+        );
     }
 
     #[test]

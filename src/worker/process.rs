@@ -202,6 +202,7 @@ fn message(r: &Routed) -> Message<'_> {
         data: &r.env.data,
         socket: r.env.socket.as_deref(),
         final_payload: r.env.final_payload,
+        app: r.env.app.as_deref(),
     }
 }
 

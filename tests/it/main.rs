@@ -25,6 +25,9 @@ mod laravel;
 mod operations;
 /// The Pusher broadcaster: signing, batching, limits, retries, circuit, real server end to end.
 mod pusher;
+/// Multi-app Pusher connections: per-app credentials, apps added at run time, bounded labels,
+/// two apps on one soketi.
+mod pusher_apps;
 /// The Pusher broadcaster at production scale: request-size budgets, servers that close after
 /// every answer, byte-identical encrypted retries.
 mod pusher_scale;

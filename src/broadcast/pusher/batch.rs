@@ -430,6 +430,7 @@ mod tests {
             data: &o.data,
             socket: o.socket.as_deref(),
             final_payload: false,
+            app: None,
         }
     }
 

@@ -29,7 +29,10 @@ fn script() -> &'static Script {
 /// A connection's budget; `None` from [`Budget::new`] when it has neither rate nor quota.
 pub(crate) struct Budget {
     redis: Redis,
+    /// The connection, or `<connection>:app:<app>` (one app of a multi-app connection).
     connection: String,
+    /// The gauge's `connection` label (bounded: see `apps::Labels`).
+    label: String,
     keys: GlobalKeys,
     rate: u32,
     burst: u32,
@@ -41,13 +44,14 @@ impl Budget {
     pub(crate) fn new(
         redis: Redis,
         keys: &GlobalKeys,
-        connection: &str,
+        (connection, label): (&str, &str),
         (rate, burst, daily_quota): (u32, u32, u64),
         metrics: &Arc<Metrics>,
     ) -> Option<Budget> {
         (rate > 0 || daily_quota > 0).then(|| Budget {
             redis,
             connection: connection.to_string(),
+            label: label.to_string(),
             keys: keys.clone(),
             rate,
             burst: if burst == 0 { rate.max(1) } else { burst },
@@ -81,7 +85,7 @@ impl Budget {
             }
         };
         self.metrics
-            .set_pusher_budget(&self.connection, tokens, quota_left);
+            .set_pusher_budget(&self.label, tokens, quota_left);
         (granted == 0).then(|| {
             let what = if self.daily_quota > 0 && quota_left < cost as i64 {
                 format!("daily_quota of {} messages is spent", self.daily_quota)

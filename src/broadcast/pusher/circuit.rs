@@ -52,7 +52,11 @@ pub(crate) enum Admit {
 
 pub(crate) struct Circuit {
     redis: Redis,
+    /// The connection, or `<connection>:app:<app>` for one app of a multi-app connection: names
+    /// the key and log lines.
     connection: String,
+    /// The `connection` label of the gauge (bounded: see `apps::Labels`).
+    label: String,
     key: String,
     probe_key: String,
     /// Consecutive failing requests that open it; 0 disables the circuit.
@@ -72,17 +76,18 @@ pub(crate) struct Circuit {
 impl Circuit {
     pub(crate) fn new(
         redis: Redis,
-        connection: &str,
+        (connection, label): (&str, &str),
         keys: &GlobalKeys,
         threshold: u32,
         open_for: Duration,
         request_timeout: Duration,
         metrics: Arc<Metrics>,
     ) -> Circuit {
-        metrics.set_circuit(connection, false);
+        metrics.set_circuit(label, false);
         Circuit {
             redis,
             connection: connection.to_string(),
+            label: label.to_string(),
             probe_key: keys.circuit_probe(connection),
             key: keys.circuit(connection),
             threshold,
@@ -107,10 +112,10 @@ impl Circuit {
         let now = now_ms();
         let Some(open_until) = value.as_deref().and_then(parse_open_until) else {
             self.open_until.store(0, Ordering::Relaxed);
-            self.metrics.set_circuit(&self.connection, false);
+            self.metrics.set_circuit(&self.label, false);
             return Admit::Closed;
         };
-        self.metrics.set_circuit(&self.connection, true);
+        self.metrics.set_circuit(&self.label, true);
         if open_until > now {
             // Clamped: the value comes from Redis, and a wild one would push a due time past
             // the end of time.
@@ -189,7 +194,7 @@ impl Circuit {
             let _: Option<()> = self
                 .query(redis::cmd("DEL").arg(&self.key).arg(&self.probe_key))
                 .await;
-            self.metrics.set_circuit(&self.connection, false);
+            self.metrics.set_circuit(&self.label, false);
             tracing::info!(
                 message = "Pusher circuit closed: the probe request succeeded.",
                 connection = %self.connection,
@@ -203,7 +208,7 @@ impl Circuit {
     async fn open(&self, why: &str) {
         let until = now_ms() + self.open_for.as_millis() as u64;
         self.open_until.store(until, Ordering::Relaxed);
-        self.metrics.set_circuit(&self.connection, true);
+        self.metrics.set_circuit(&self.label, true);
         let ttl = (self.open_for + HALF_OPEN_GRACE).as_millis() as u64;
         let _: Option<()> = self
             .query(

@@ -27,6 +27,7 @@
 
 pub(crate) mod activity;
 mod answer;
+mod apps;
 pub(crate) mod batch;
 pub(crate) mod budget;
 pub(crate) mod circuit;
@@ -35,6 +36,7 @@ pub(crate) mod progress;
 pub(crate) mod sign;
 pub(crate) mod size;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -43,12 +45,13 @@ use tokio::sync::Semaphore;
 
 use self::activity::RequestLog;
 use self::answer::{embedded_error_status, read_bounded, server_message};
+use self::apps::Creds;
 use self::batch::{Settings, Unit};
 use self::circuit::{Admit, Circuit};
 use self::crypto::MasterKey;
 use self::progress::Progress;
 use super::Message;
-use crate::config::{PusherConfig, Secret};
+use crate::config::PusherConfig;
 use crate::delivery::{DeliveryError, DeliveryResult};
 use crate::metrics::Metrics;
 use crate::queue::{GlobalKeys, Redis};
@@ -65,27 +68,98 @@ pub(crate) struct PusherBroadcaster {
     fresh: reqwest::Client,
     /// `scheme://host[:port]`.
     base_url: String,
-    /// `/apps/<app_id>`.
-    app_path: String,
-    key: String,
-    secret: Secret,
-    /// app_id, key and secret are all set.
-    configured: bool,
     timeout: Duration,
-    settings: Settings,
     /// `max_request_bytes`; 0: no request limit.
     max_request_bytes: usize,
-    /// Body bytes a request may carry under `max_request_bytes` ([`size::body_budget`]).
-    body_budget: Option<usize>,
     master: Option<MasterKey>,
     permits: Semaphore,
-    circuit: Circuit,
-    /// The shared rate and daily quota, when configured.
-    budget: Option<budget::Budget>,
     progress: Progress,
     metrics: Arc<Metrics>,
     /// Requests by status for the dashboard, flushed to Redis by the maintenance loop.
     requests: Arc<RequestLog>,
+    apps: Apps,
+}
+
+/// The app(s) a connection sends for.
+enum Apps {
+    /// `app_id`, `key`, `secret` in the config.
+    One { app: App, creds: Creds },
+    /// `apps = "redis"` or `apps_dir`: each envelope names its app.
+    Many(Box<Many>),
+}
+
+/// What one app has of its own, kept for the life of the process: its limits' name, metric
+/// label, circuit and budget. One tenant's outage or spent quota never defers another's events.
+struct App {
+    /// `connection` is the connection, or `<connection>:<app>`: in unit keys (so the delivery
+    /// record is per app) and in messages.
+    settings: Settings,
+    /// The bounded metric label ([`apps::Labels`]).
+    label: String,
+    circuit: Circuit,
+    /// The shared rate and daily quota, when configured.
+    budget: Option<budget::Budget>,
+}
+
+/// The apps of a multi-app connection.
+struct Many {
+    directory: apps::Directory,
+    labels: apps::Labels,
+    /// By app name, made when an app is first found.
+    apps: std::sync::Mutex<HashMap<String, Arc<App>>>,
+    template: PusherConfig,
+    redis: Redis,
+    keys: GlobalKeys,
+}
+
+/// One app's state and the credentials its requests are signed with.
+#[derive(Clone, Copy)]
+struct Target<'a> {
+    app: &'a App,
+    creds: &'a Creds,
+}
+
+/// Builds the state of one app: `scope` names its Redis keys, `display` its unit keys and
+/// messages, `label` its metrics.
+fn app_state(
+    (scope, display, label): (&str, &str, &str),
+    config: &PusherConfig,
+    redis: &Redis,
+    keys: &GlobalKeys,
+    metrics: &Arc<Metrics>,
+) -> App {
+    App {
+        circuit: Circuit::new(
+            redis.clone(),
+            (scope, label),
+            keys,
+            config.circuit_failures,
+            config.circuit_open_for,
+            config.timeout,
+            metrics.clone(),
+        ),
+        budget: budget::Budget::new(
+            redis.clone(),
+            keys,
+            (scope, label),
+            (
+                config.rate_per_second,
+                config.rate_burst,
+                config.daily_quota,
+            ),
+            metrics,
+        ),
+        settings: Settings {
+            connection: display.to_string(),
+            max_data_bytes: config.max_data_bytes,
+            max_channels_per_request: config.max_channels_per_request,
+            max_batch_size: config.max_batch_size,
+            max_channel_name: config.max_channel_name,
+            max_event_name: config.max_event_name,
+            idempotency: config.idempotency,
+        },
+        label: label.to_string(),
+    }
 }
 
 impl PusherBroadcaster {
@@ -105,27 +179,6 @@ impl PusherBroadcaster {
             .then(|| MasterKey::from_base64(config.encryption_master_key_base64.expose()).ok())
             .flatten();
         let keys = GlobalKeys::new(key_prefix);
-        let circuit = Circuit::new(
-            redis.clone(),
-            name,
-            &keys,
-            config.circuit_failures,
-            config.circuit_open_for,
-            config.timeout,
-            metrics.clone(),
-        );
-        let budget = budget::Budget::new(
-            redis.clone(),
-            &keys,
-            name,
-            (
-                config.rate_per_second,
-                config.rate_burst,
-                config.daily_quota,
-            ),
-            metrics,
-        );
-        let app_path = format!("/apps/{}", config.app_id);
         let host = reqwest::Url::parse(&config.base_url())
             .ok()
             .and_then(|u| {
@@ -133,37 +186,46 @@ impl PusherBroadcaster {
                     .map(|h| format!("{h}:{}", u.port().unwrap_or(443)))
             })
             .unwrap_or_default();
-        let overhead = size::overhead(&app_path, &config.key, &host);
+        let apps = match config.apps_source() {
+            None => Apps::One {
+                app: app_state((name, name, name), config, &redis, &keys, metrics),
+                creds: Creds::new(
+                    &config.app_id,
+                    &config.key,
+                    config.secret.clone(),
+                    &host,
+                    config.max_request_bytes,
+                ),
+            },
+            Some(source) => Apps::Many(Box::new(Many {
+                directory: apps::Directory::new(
+                    name,
+                    source,
+                    redis.clone(),
+                    &keys,
+                    config.apps_refresh,
+                    (&host, config.max_request_bytes),
+                ),
+                labels: apps::Labels::new(name, config.apps_metrics_top),
+                apps: std::sync::Mutex::new(HashMap::new()),
+                template: config.clone(),
+                redis: redis.clone(),
+                keys: keys.clone(),
+            })),
+        };
         Ok(PusherBroadcaster {
             max_request_bytes: config.max_request_bytes,
-            body_budget: size::body_budget(config.max_request_bytes, overhead),
             name: name.to_string(),
             client,
             fresh,
             base_url: config.base_url(),
-            app_path,
-            key: config.key.clone(),
-            secret: config.secret.clone(),
-            configured: !config.app_id.is_empty()
-                && !config.key.is_empty()
-                && !config.secret.is_empty(),
             timeout: config.timeout,
-            settings: Settings {
-                connection: name.to_string(),
-                max_data_bytes: config.max_data_bytes,
-                max_channels_per_request: config.max_channels_per_request,
-                max_batch_size: config.max_batch_size,
-                max_channel_name: config.max_channel_name,
-                max_event_name: config.max_event_name,
-                idempotency: config.idempotency,
-            },
             master,
             permits: Semaphore::new(config.max_concurrent_requests.max(1)),
-            circuit,
-            budget,
             progress: Progress::new(redis, key_prefix),
             metrics: metrics.clone(),
             requests: Arc::new(RequestLog::new(name)),
+            apps,
         })
     }
 
@@ -175,7 +237,96 @@ impl PusherBroadcaster {
     /// Broadcasts a batch; one outcome per message, in order.
     /// `queue` is the queue the batch came from: the delivery record lives in its slot.
     pub(crate) async fn send(&self, batch: &[Message<'_>], queue: &str) -> Vec<DeliveryResult> {
-        let (plan, mut done) = self.prepare(batch);
+        match &self.apps {
+            Apps::One { app, creds } => self.send_app(Target { app, creds }, batch, queue).await,
+            Apps::Many(many) => self.send_many(many, batch, queue).await,
+        }
+    }
+
+    /// A multi-app connection's batch: grouped by app, each group sent as its own batch with
+    /// its app's credentials, circuit and budget (so a request never carries two apps'
+    /// events), the groups concurrently.
+    async fn send_many(
+        &self,
+        many: &Many,
+        batch: &[Message<'_>],
+        queue: &str,
+    ) -> Vec<DeliveryResult> {
+        let mut results: Vec<Option<DeliveryResult>> = vec![None; batch.len()];
+        let mut groups: Vec<(&str, Vec<usize>)> = Vec::new();
+        for (i, m) in batch.iter().enumerate() {
+            match m.app {
+                None => results[i] = Some(Err(apps::missing_app(&self.name))),
+                Some(app) => match groups.iter_mut().find(|(a, _)| *a == app) {
+                    Some((_, members)) => members.push(i),
+                    None => groups.push((app, vec![i])),
+                },
+            }
+        }
+        let sent = join_all(groups.into_iter().map(|(app, members)| async move {
+            let sub: Vec<Message> = members.iter().map(|&i| batch[i]).collect();
+            let out = match self.resolve(many, app).await {
+                Ok((state, creds)) => {
+                    let target = Target {
+                        app: &state,
+                        creds: &creds,
+                    };
+                    self.send_app(target, &sub, queue).await
+                }
+                Err(e) => vec![Err(e); sub.len()],
+            };
+            (members, out)
+        }))
+        .await;
+        for (members, out) in sent {
+            for (i, r) in members.into_iter().zip(out) {
+                results[i] = Some(r);
+            }
+        }
+        results
+            .into_iter()
+            .map(|r| {
+                r.unwrap_or_else(|| {
+                    Err(DeliveryError::Custom {
+                        message: "no outcome for the app's event".into(),
+                        retryable: true,
+                    })
+                })
+            })
+            .collect()
+    }
+
+    /// `app`'s state (made the first time it is found) and current credentials.
+    async fn resolve(
+        &self,
+        many: &Many,
+        app: &str,
+    ) -> Result<(Arc<App>, Arc<Creds>), DeliveryError> {
+        let creds = many.directory.get(app).await?;
+        let mut apps = many.apps.lock().unwrap_or_else(|p| p.into_inner());
+        let state = apps.entry(app.to_string()).or_insert_with(|| {
+            let scope = GlobalKeys::pusher_app_scope(&self.name, app);
+            let display = format!("{}:{app}", self.name);
+            let label = many.labels.label(app);
+            Arc::new(app_state(
+                (&scope, &display, &label),
+                &many.template,
+                &many.redis,
+                &many.keys,
+                &self.metrics,
+            ))
+        });
+        Ok((state.clone(), creds))
+    }
+
+    /// One app's batch.
+    async fn send_app(
+        &self,
+        t: Target<'_>,
+        batch: &[Message<'_>],
+        queue: &str,
+    ) -> Vec<DeliveryResult> {
+        let (plan, mut done) = self.prepare(t, batch);
         let units = &plan.units;
         if done.iter().all(Option::is_some) {
             return plan.results(&done);
@@ -201,29 +352,30 @@ impl PusherBroadcaster {
         let mut requests = size::pack(
             units,
             &pending,
-            self.settings.max_batch_size,
-            self.body_budget,
-            self.settings.idempotency,
+            t.app.settings.max_batch_size,
+            t.creds.body_budget,
+            t.app.settings.idempotency,
         );
 
         let mut outcomes = Vec::new();
-        if let Some(e) = self.spend(units, &requests).await {
+        if let Some(e) = self.spend(t, units, &requests).await {
             outcomes.extend(requests.drain(..).flatten().map(|u| (u, Err(e.clone()))));
         }
+        let circuit = &t.app.circuit;
         let admit = if requests.is_empty() {
             Admit::Closed
         } else {
-            self.circuit.admit().await
+            circuit.admit().await
         };
         match admit {
-            Admit::Closed => outcomes.extend(self.dispatch_all(units, track, requests).await),
+            Admit::Closed => outcomes.extend(self.dispatch_all(t, units, track, requests).await),
             Admit::Open(retry_in) => {
-                let e = self.circuit.deferred(retry_in);
+                let e = circuit.deferred(retry_in);
                 outcomes.extend(pending.iter().map(|&u| (u, Err(e.clone()))));
             }
             Admit::Probe => {
                 let first = requests.remove(0);
-                let probe = self.dispatch(units, track, first).await;
+                let probe = self.dispatch(t, units, track, first).await;
                 let failure = probe.iter().find_map(|(_, r)| match r {
                     Err(e) if e.is_server_failure() => Some(e.to_string()),
                     _ => None,
@@ -232,21 +384,19 @@ impl PusherBroadcaster {
                     .iter()
                     .any(|(_, r)| !matches!(r, Err(DeliveryError::Deferred { .. })));
                 if reached_server {
-                    self.circuit
+                    circuit
                         .probed(failure.is_none(), failure.as_deref().unwrap_or(""))
                         .await;
                 } else {
                     // Deferred locally (a request still in flight reopened the circuit): no
                     // verdict, so neither close the circuit for everyone nor reopen it.
-                    self.circuit.release_probe().await;
+                    circuit.release_probe().await;
                 }
                 outcomes = probe;
                 if failure.is_none() {
-                    outcomes.extend(self.dispatch_all(units, track, requests).await);
+                    outcomes.extend(self.dispatch_all(t, units, track, requests).await);
                 } else {
-                    let e = self
-                        .circuit
-                        .deferred(self.circuit.open_locally().unwrap_or_default());
+                    let e = circuit.deferred(circuit.open_locally().unwrap_or_default());
                     let rest = requests.into_iter().flatten();
                     outcomes.extend(rest.map(|u| (u, Err(e.clone()))));
                 }
@@ -262,15 +412,19 @@ impl PusherBroadcaster {
 
     /// Plans `batch` and settles before any request what cannot be sent: limit violations,
     /// events that alone exceed `max_request_bytes`, everything on an unconfigured connection.
-    fn prepare<'a>(&self, batch: &[Message<'a>]) -> (batch::Plan<'a>, Vec<Option<DeliveryResult>>) {
+    fn prepare<'a>(
+        &self,
+        t: Target<'_>,
+        batch: &[Message<'a>],
+    ) -> (batch::Plan<'a>, Vec<Option<DeliveryResult>>) {
         let mut plan = batch::plan(
             batch,
-            &self.settings,
+            &t.app.settings,
             self.master.as_ref(),
             &mut crypto::derived_nonce,
         );
         let mut done: Vec<Option<DeliveryResult>> = vec![None; plan.units.len()];
-        if !self.configured {
+        if !t.creds.configured {
             let e = DeliveryError::Invalid {
                 code: "not_configured",
                 reason: format!(
@@ -280,23 +434,28 @@ impl PusherBroadcaster {
                 ),
             };
             done.fill(Some(Err(e)));
-        } else if let Some(budget) = self.body_budget {
+        } else if let Some(budget) = t.creds.body_budget {
             size::refuse_oversized(
                 &mut plan,
                 &mut done,
                 budget,
-                self.settings.idempotency,
-                &self.name,
+                t.app.settings.idempotency,
+                &t.app.settings.connection,
                 self.max_request_bytes,
             );
         }
         (plan, done)
     }
 
-    /// Takes the `requests`' messages (one per channel) from the shared budget; the
+    /// Takes the `requests`' messages (one per channel) from the app's shared budget; the
     /// deferral when it is spent.
-    async fn spend(&self, units: &[Unit<'_>], requests: &[Vec<usize>]) -> Option<DeliveryError> {
-        let budget = self.budget.as_ref().filter(|_| !requests.is_empty())?;
+    async fn spend(
+        &self,
+        t: Target<'_>,
+        units: &[Unit<'_>],
+        requests: &[Vec<usize>],
+    ) -> Option<DeliveryError> {
+        let budget = t.app.budget.as_ref().filter(|_| !requests.is_empty())?;
         let cost: usize = requests
             .iter()
             .flatten()
@@ -344,38 +503,44 @@ impl PusherBroadcaster {
 
     async fn dispatch_all(
         &self,
+        t: Target<'_>,
         units: &[Unit<'_>],
         track: &Track<'_>,
         requests: Vec<Vec<usize>>,
     ) -> Vec<(usize, DeliveryResult)> {
-        join_all(requests.into_iter().map(|r| self.dispatch(units, track, r)))
-            .await
-            .into_iter()
-            .flatten()
-            .collect()
+        join_all(
+            requests
+                .into_iter()
+                .map(|r| self.dispatch(t, units, track, r)),
+        )
+        .await
+        .into_iter()
+        .flatten()
+        .collect()
     }
 
     /// Sends one request of `req` units; on 400/413/422 with several events, splits it in
     /// halves until the offending event is alone.
     fn dispatch<'s>(
         &'s self,
+        t: Target<'s>,
         units: &'s [Unit<'s>],
         track: &'s Track<'s>,
         req: Vec<usize>,
     ) -> BoxFuture<'s, Vec<(usize, DeliveryResult)>> {
         Box::pin(async move {
-            let result = self.request(units, &req).await;
+            let result = self.request(t, units, &req).await;
             if result.is_ok() {
                 self.record_delivered(units, track, &req).await;
             }
-            self.circuit.observe(&result).await;
+            t.app.circuit.observe(&result).await;
             match result {
                 Err(e) if e.refuses_content() && req.len() > 1 => {
                     let right = req[req.len() / 2..].to_vec();
                     let left = req[..req.len() / 2].to_vec();
                     let (a, b) = futures::join!(
-                        self.dispatch(units, track, left),
-                        self.dispatch(units, track, right)
+                        self.dispatch(t, units, track, left),
+                        self.dispatch(t, units, track, right)
                     );
                     a.into_iter().chain(b).collect()
                 }
@@ -385,19 +550,22 @@ impl PusherBroadcaster {
     }
 
     /// One signed HTTP request.
-    async fn request(&self, units: &[Unit<'_>], req: &[usize]) -> DeliveryResult {
+    async fn request(&self, t: Target<'_>, units: &[Unit<'_>], req: &[usize]) -> DeliveryResult {
         let _permit = self
             .permits
             .acquire()
             .await
             .expect("the semaphore is never closed");
-        if let Some(retry_in) = self.circuit.open_locally() {
-            return Err(self.circuit.deferred(retry_in));
+        if let Some(retry_in) = t.app.circuit.open_locally() {
+            return Err(t.app.circuit.deferred(retry_in));
         }
-        let (endpoint, body) = batch::body(units, req, self.settings.idempotency);
-        let path = format!("{}{endpoint}", self.app_path);
+        let (endpoint, body) = batch::body(units, req, t.app.settings.idempotency);
+        // Exactly this app's path, key and secret: credentials never mix across apps.
+        let path = format!("{}{endpoint}", t.creds.app_path);
         let now = crate::clock::unix_secs();
-        let query = sign::signed_query(&self.key, self.secret.expose(), "POST", &path, &body, now);
+        let (key, secret) = (&t.creds.key, t.creds.secret.expose());
+        let query = sign::signed_query(key, secret, "POST", &path, &body, now);
+        let connection = &t.app.settings.connection;
         let url = format!("{}{path}?{query}", self.base_url);
         // Shared bytes: the one resend below must not copy every request's body up front.
         let body = bytes::Bytes::from(body);
@@ -414,14 +582,14 @@ impl PusherBroadcaster {
         {
             // The server closed the pooled connection after its last answer without saying so
             // (Reverb does): once more on a fresh connection, within the same attempt.
-            self.metrics.pusher_stale_retry(&self.name);
-            tracing::debug!(message = "Pusher connection was closed under a request; resending on a fresh one.", connection = %self.name, path = %path);
+            self.metrics.pusher_stale_retry(&t.app.label);
+            tracing::debug!(message = "Pusher connection was closed under a request; resending on a fresh one.", connection = %connection, path = %path);
             sent = post(&self.fresh, body).await;
         }
         let (label, result) = match sent {
             Ok(resp) => {
                 let answered = resp.status().as_u16();
-                let result = self.outcome(resp).await;
+                let result = self.outcome(connection, resp).await;
                 // The status that counted (soketi's 200 carrying a 401 counts as 401).
                 let status = match &result {
                     Err(DeliveryError::Http { status, .. }) => *status,
@@ -436,19 +604,19 @@ impl PusherBroadcaster {
                 "connect".into(),
                 Err(DeliveryError::Connect(format!(
                     "connection {:?}: POST {}{path}: {}",
-                    self.name,
+                    connection,
                     self.base_url,
                     crate::delivery::http_error_text(e)
                 ))),
             ),
         };
-        self.metrics.pusher_request(&self.name, &label);
+        self.metrics.pusher_request(&t.app.label, &label);
         self.requests.record(&label);
         if let Err(e) = &result {
             let ids: Vec<&str> = req.iter().take(5).map(|&u| units[u].id).collect();
             tracing::warn!(
                 message = "Pusher request failed.",
-                connection = %self.name,
+                connection = %connection,
                 path = %path,
                 events = req.len(),
                 envelope_ids = %ids.join(","),
@@ -460,7 +628,8 @@ impl PusherBroadcaster {
     }
 
     /// The outcome of an answered request.
-    async fn outcome(&self, resp: reqwest::Response) -> DeliveryResult {
+    /// `connection`: the connection, or `<connection>:<app>`, for the hints.
+    async fn outcome(&self, connection: &str, resp: reqwest::Response) -> DeliveryResult {
         let mut status = resp.status().as_u16();
         let retry_after = resp
             .headers()
@@ -482,16 +651,16 @@ impl PusherBroadcaster {
         let hint = match status {
             300..=399 => format!(
                 " (the server redirects: check the scheme, host and port of connection {:?})",
-                self.name
+                connection
             ),
             401 => format!(
                 " (the server rejected the request signature: check the app_id, key and secret of connection {:?})",
-                self.name
+                connection
             ),
             403 => " (the app is disabled or over its quota)".into(),
             404 => format!(
                 " (no such app or path: check the app_id, host, port and scheme of connection {:?})",
-                self.name
+                connection
             ),
             413 => " (the server's data limit is below max_data_bytes)".into(),
             _ => String::new(),
@@ -614,6 +783,7 @@ mod tests {
                     data,
                     socket: *socket,
                     final_payload: false,
+                    app: None,
                 })
                 .collect();
             let plan = batch::plan(&batch, &settings, Some(&master), &mut |_, _, _| {

@@ -154,6 +154,7 @@ mod tests {
                 data: &o.data,
                 socket: None,
                 final_payload: false,
+                app: None,
             })
             .collect()
     }

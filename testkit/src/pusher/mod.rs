@@ -91,6 +91,9 @@ pub struct FakeEvent {
     /// Which request carried it: its index in [`PusherFake::requests`] (counting every request,
     /// kept or not).
     pub request: usize,
+    /// The app it was posted to (the `<app_id>` of `/apps/<app_id>/…`, whose credentials
+    /// signed the request).
+    pub app_id: String,
 }
 
 /// One request that reached the fake.
@@ -158,6 +161,8 @@ struct Shared {
     app_id: String,
     key: String,
     secret: String,
+    /// More apps served (`add_app`): (app_id, key, secret), each verified with its own secret.
+    more_apps: Mutex<Vec<(String, String, String)>>,
     inner: Mutex<Inner>,
     changed: Notify,
 }
@@ -207,6 +212,7 @@ impl PusherFake {
             app_id: app_id.into(),
             key: key.into(),
             secret: secret.into(),
+            more_apps: Mutex::new(Vec::new()),
             inner: Mutex::new(Inner {
                 limits: FakeLimits::default(),
                 script: VecDeque::new(),
@@ -238,6 +244,16 @@ impl PusherFake {
             shared,
             server,
         })
+    }
+
+    /// Serves one more app: requests to `/apps/<app_id>/…` must be signed with its `key` and
+    /// `secret` (and no other app's).
+    pub fn add_app(&self, app_id: &str, key: &str, secret: &str) {
+        self.shared
+            .more_apps
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push((app_id.into(), key.into(), secret.into()));
     }
 
     /// The app id it serves.

@@ -206,6 +206,13 @@ fn request_bytes(method: &Method, uri: &Uri, headers: &HeaderMap, body: &[u8]) -
     line + headers + 2 + body.len()
 }
 
+/// The `<app_id>` of `/apps/<app_id>/…`.
+fn app_of(path: &str) -> &str {
+    path.strip_prefix("/apps/")
+        .and_then(|p| p.split('/').next())
+        .unwrap_or("")
+}
+
 /// What a standing rule or the script says to do with a request instead of accepting it.
 enum Scripted {
     Rule(u16, String),
@@ -258,10 +265,20 @@ impl Exchange {
             _ => return Err((404, format!("no route for {method} {path}"))),
         };
         let s = &self.shared;
+        // The app the path names, with its own credentials; an unknown one is checked against
+        // the first app and so refused.
+        let in_path = app_of(path);
+        let more = s.more_apps.lock().unwrap_or_else(|p| p.into_inner());
+        let (app_id, key, secret) = more
+            .iter()
+            .find(|(id, _, _)| id == in_path)
+            .map(|(a, k, s)| (a.clone(), k.clone(), s.clone()))
+            .unwrap_or_else(|| (s.app_id.clone(), s.key.clone(), s.secret.clone()));
+        drop(more);
         verify_signature(
-            &s.app_id,
-            &s.key,
-            &s.secret,
+            &app_id,
+            &key,
+            &secret,
             method.as_str(),
             path,
             uri.query().unwrap_or(""),
@@ -335,6 +352,7 @@ impl Exchange {
                             socket_id: it.socket_id.clone(),
                             idempotency_key: it.idempotency_key.clone(),
                             request,
+                            app_id: app_of(&self.path).to_string(),
                         });
                     }
                 }

@@ -18,6 +18,17 @@ pub fn circuit(connection: &str) -> String {
     format!("herald:circuit:{connection}")
 }
 
+/// The hash of multi-app Pusher connection `connection`'s apps (field: app name, value: JSON
+/// credentials).
+pub fn pusher_apps(connection: &str) -> String {
+    format!("herald:pusher:apps:{connection}")
+}
+
+/// The open-circuit key of app `app` of multi-app connection `connection`.
+pub fn app_circuit(connection: &str, app: &str) -> String {
+    circuit(&format!("{connection}:app:{app}"))
+}
+
 /// The half-open probe claim of broadcast connection `connection`.
 pub fn circuit_probe(connection: &str) -> String {
     format!("{}:probe", circuit(connection))

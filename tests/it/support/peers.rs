@@ -127,11 +127,16 @@ impl Soketi {
     pub const SECRET: &'static str = "app-secret";
 
     pub async fn start(peers: &Path) -> Soketi {
+        Self::start_with_apps(peers, &[(Self::APP_ID, Self::KEY, Self::SECRET)]).await
+    }
+
+    /// soketi serving each of `apps` (app id, key, secret) from its array app manager.
+    pub async fn start_with_apps(peers: &Path, apps: &[(&str, &str, &str)]) -> Soketi {
         let dir = tempfile::tempdir().expect("temp dir");
         let port = free_tcp_port();
         // Dotted keys, as soketi's --config applies them; the cluster keys keep its discovery
         // on loopback (by default it broadcasts on the LAN; tooling.md §1c).
-        let config = serde_json::json!({
+        let mut config = serde_json::json!({
             "host": "127.0.0.1",
             "port": port,
             "metrics.host": "127.0.0.1",
@@ -140,11 +145,13 @@ impl Soketi {
             "cluster.unicast": "127.0.0.1",
             "cluster.hostname": "127.0.0.1",
             "cluster.port": free_udp_port(),
-            "appManager.array.apps.0.id": Self::APP_ID,
-            "appManager.array.apps.0.key": Self::KEY,
-            "appManager.array.apps.0.secret": Self::SECRET,
             "shutdownGracePeriod": 0,
         });
+        for (i, (id, key, secret)) in apps.iter().enumerate() {
+            for (field, value) in [("id", id), ("key", key), ("secret", secret)] {
+                config[format!("appManager.array.apps.{i}.{field}")] = (*value).into();
+            }
+        }
         let file = dir.path().join("soketi.json");
         std::fs::write(&file, config.to_string()).expect("write soketi.json");
         let log = std::fs::File::create(dir.path().join("soketi.log")).expect("log file");
