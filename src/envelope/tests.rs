@@ -219,7 +219,10 @@ fn numeric_ids_are_kept_as_text() {
 fn app_names_a_multi_app_connections_app() {
     let e = dec(r#"{"event":"E","channels":["c"],"data":{},"app":"acme-1.eu_2"}"#).unwrap();
     assert_eq!(e.app.as_deref(), Some("acme-1.eu_2"));
-    assert_eq!(dec(r#"{"event":"E","data":{},"app":null}"#).unwrap().app, None);
+    assert_eq!(
+        dec(r#"{"event":"E","data":{},"app":null}"#).unwrap().app,
+        None
+    );
     assert_eq!(dec(r#"{"event":"E","data":{}}"#).unwrap().app, None);
     for bad in [
         r#""""#,

@@ -83,7 +83,7 @@ pub(crate) struct PusherBroadcaster {
 /// The app(s) a connection sends for.
 enum Apps {
     /// `app_id`, `key`, `secret` in the config.
-    One { app: App, creds: Creds },
+    One(Box<(App, Creds)>),
     /// `apps = "redis"` or `apps_dir`: each envelope names its app.
     Many(Box<Many>),
 }
@@ -187,16 +187,16 @@ impl PusherBroadcaster {
             })
             .unwrap_or_default();
         let apps = match config.apps_source() {
-            None => Apps::One {
-                app: app_state((name, name, name), config, &redis, &keys, metrics),
-                creds: Creds::new(
+            None => Apps::One(Box::new((
+                app_state((name, name, name), config, &redis, &keys, metrics),
+                Creds::new(
                     &config.app_id,
                     &config.key,
                     config.secret.clone(),
                     &host,
                     config.max_request_bytes,
                 ),
-            },
+            ))),
             Some(source) => Apps::Many(Box::new(Many {
                 directory: apps::Directory::new(
                     name,
@@ -238,7 +238,10 @@ impl PusherBroadcaster {
     /// `queue` is the queue the batch came from: the delivery record lives in its slot.
     pub(crate) async fn send(&self, batch: &[Message<'_>], queue: &str) -> Vec<DeliveryResult> {
         match &self.apps {
-            Apps::One { app, creds } => self.send_app(Target { app, creds }, batch, queue).await,
+            Apps::One(one) => {
+                let (app, creds) = &**one;
+                self.send_app(Target { app, creds }, batch, queue).await
+            }
             Apps::Many(many) => self.send_many(many, batch, queue).await,
         }
     }
