@@ -334,7 +334,7 @@ mod tests {
             r#"{"app_id":"3","key":"bad key","secret":"s"}"#,
         )
         .unwrap();
-        let redis = Redis::open("redis://127.0.0.1:1", 1).unwrap();
+        let redis = Redis::open_url("redis://127.0.0.1:1", 1).unwrap();
         let d = Directory::new(
             "tenants",
             AppsSource::Dir(dir.clone()),

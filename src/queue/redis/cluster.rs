@@ -19,7 +19,7 @@ use super::{CONNECT_TIMEOUT, Credentials, RESPONSE_TIMEOUT};
 #[derive(Clone)]
 pub(super) struct Cluster {
     seeds: Arc<Seeds>,
-    client: ClusterClient,
+    client: Arc<ClusterClient>,
     shared: Arc<OnceCell<ClusterConnection>>,
 }
 
@@ -40,7 +40,7 @@ impl Cluster {
             password: creds.password.map(str::to_string),
         };
         Ok(Cluster {
-            client: seeds.builder(RESPONSE_TIMEOUT).build()?,
+            client: Arc::new(seeds.builder(RESPONSE_TIMEOUT).build()?),
             seeds: Arc::new(seeds),
             shared: Arc::new(OnceCell::new()),
         })

@@ -48,7 +48,7 @@ impl Sentinel {
         }
         let client = SentinelClient::build(
             sentinels,
-            master_name.to_string(),
+            master_name,
             Some(node),
             SentinelServerType::Master,
         )?;

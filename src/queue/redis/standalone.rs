@@ -10,13 +10,13 @@ use super::{CONNECT_TIMEOUT, RESPONSE_TIMEOUT, config};
 
 #[derive(Clone)]
 pub(super) struct Standalone {
-    client: redis::Client,
+    client: std::sync::Arc<redis::Client>,
     pool: deadpool_redis::Pool,
 }
 
 impl Standalone {
     pub(super) fn open(info: ConnectionInfo, pool_size: usize) -> RedisResult<Standalone> {
-        let client = redis::Client::open(info.clone())?;
+        let client = std::sync::Arc::new(redis::Client::open(info.clone())?);
         let manager = deadpool_redis::Manager::new_with_config(info, config(RESPONSE_TIMEOUT))?;
         let pool = deadpool_redis::Pool::builder(manager)
             .max_size(pool_size)
