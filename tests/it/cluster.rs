@@ -320,3 +320,83 @@ async fn a_sentinel_failover_mid_run_is_followed_and_loses_nothing() {
     still_running(&mut first);
     still_running(&mut second);
 }
+
+/// What an operator runs works on a password-protected cluster, configured by environment only
+/// (`REDIS_MODE`, `REDIS_NODES` without credentials, `REDIS_PASSWORD`): `check-config --ping`,
+/// `migrate`, `enqueue`, `run` delivering, `stats`, and bad input dead-lettered with its reason
+/// and listed by `failed list`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operator_commands_and_bad_input_work_on_a_password_protected_cluster() {
+    use crate::support::herald::cli;
+    let cluster = RedisCluster::start_with_password("s3cret-pw");
+    let queue = cluster.keys_on_distinct_masters("ops", 1).remove(0);
+    let nodes: Vec<String> = cluster
+        .ports()
+        .iter()
+        .map(|p| format!("redis://127.0.0.1:{p}"))
+        .collect();
+    let env = [
+        ("REDIS_MODE", "cluster".to_string()),
+        ("REDIS_NODES", nodes.join(",")),
+        ("REDIS_PASSWORD", "s3cret-pw".to_string()),
+        ("HERALD_QUEUE", queue.clone()),
+        ("HERALD_METRICS_ADDR", String::new()),
+    ];
+    let (code, out, err) = cli(&["check-config", "--ping"], &env);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("reachable"), "{out}");
+    assert!(!out.contains("s3cret-pw") && !err.contains("s3cret-pw"));
+    let (code, out, err) = cli(&["migrate"], &env);
+    assert_eq!(code, 0, "{out}{err}");
+
+    // A wrong password is a clear failure, not a hang.
+    let mut wrong = env.clone();
+    wrong[2].1 = "nope".into();
+    let (code, out, err) = cli(&["check-config", "--ping"], &wrong);
+    assert_ne!(code, 0, "{out}{err}");
+
+    let (code, out, err) = cli(
+        &["enqueue", "App\\Events\\Ping", "-c", "ops", "--count", "50"],
+        &env,
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    let client = ::redis::Client::open(cluster.node_url(cluster.master_of_key(&queue))).unwrap();
+    let mut c = client.get_multiplexed_async_connection().await.unwrap();
+    let _: i64 = ::redis::cmd("LPUSH")
+        .arg(&queue)
+        .arg("not json {")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+
+    let mut run = Binary::spawn(&["run"], &env);
+    let path = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(
+        path.path(),
+        format!(
+            "[redis]\nmode = \"cluster\"\nnodes = [{}]\npassword = \"s3cret-pw\"\n[worker]\nqueues = [{queue:?}]\n",
+            nodes.iter().map(|n| format!("{n:?}")).collect::<Vec<_>>().join(", ")
+        ),
+    )
+    .unwrap();
+    let ops = ops(path.path().to_str().unwrap());
+    let q = ops.queue(Some(&queue));
+    eventually(
+        "the run to settle and dead-letter the bad envelope",
+        || async {
+            let s = q.stats().await.ok()?;
+            (s.waiting == 0 && s.processing == 0 && s.failed == 1).then_some(())
+        },
+    )
+    .await;
+    let (code, out, err) = cli(&["failed", "list"], &env);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("invalid_json"), "{out}");
+    let (code, out, err) = cli(&["stats"], &env);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains(&queue) && out.contains("1 live process"),
+        "{out}"
+    );
+    still_running(&mut run);
+}
