@@ -120,7 +120,11 @@ async fn bad_input_is_dead_lettered(d: Deployment) {
     );
     assert!(text.contains(r#"herald_dead_letters_total{reason="payload_too_large"} 1"#));
     herald.stop().await.unwrap();
-    assert_eq!(hook.requests().len(), bad.len(), "a good event delivered twice");
+    assert_eq!(
+        hook.requests().len(),
+        bad.len(),
+        "a good event delivered twice"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,6 +1,9 @@
 //! herald on a real Redis Cluster (6 nodes: 3 masters, 3 replicas) and behind real sentinels:
-//! a master killed mid-run, a busy queue's slot migrated mid-run, a Sentinel failover, and the
-//! kill -9, SIGTERM and bad-input checks once in cluster mode.
+//! a master killed mid-run, a busy queue's slot migrated mid-run, `wait_replicas` with a
+//! replica stopped, a Sentinel failover (plain, and with passwords on both tiers configured by
+//! environment only), operator commands on a password-protected cluster. The kill -9, SIGTERM
+//! and bad-input checks run in cluster mode too, each written once over a `Deployment`
+//! (`support::deployment`) in `reliability` and `bad_input`.
 //!
 //! Producers here do what the README tells a producer on a replicated Redis to do: `WAIT` for a
 //! replica after each `LPUSH`, so a failover cannot undo a push. What herald moved and settled
@@ -185,7 +188,11 @@ fn sentinel_settings(sentinel: &RedisSentinel, by_env: bool) -> (String, Vec<(&s
             ("REDIS_NODES", sentinel.sentinel_env()),
             ("REDIS_SENTINEL_MASTER", sentinel.master_name().to_string()),
         ];
-        env.extend(sentinel.data_password().map(|p| ("REDIS_PASSWORD", p.to_string())));
+        env.extend(
+            sentinel
+                .data_password()
+                .map(|p| ("REDIS_PASSWORD", p.to_string())),
+        );
         return (String::new(), env);
     }
     let nodes: Vec<String> = sentinel
@@ -241,7 +248,10 @@ async fn sentinel_failover_mid_run(
     for run in [&mut first, &mut second] {
         run.assert_running();
         let log = run.stderr();
-        assert!(!secrets.iter().any(|s| log.contains(s)), "a secret logged:\n{log}");
+        assert!(
+            !secrets.iter().any(|s| log.contains(s)),
+            "a secret logged:\n{log}"
+        );
     }
 }
 
@@ -300,7 +310,10 @@ async fn wait_replicas_counts_short_waits_while_a_replica_is_stopped_and_deliver
         "{}\nwait_replicas = 1\nwait_timeout = \"300ms\"",
         d.section()
     );
-    let routes = format!("{}[events.E]\nlisteners = [\"hook\"]\n", webhook_listener(&hook));
+    let routes = format!(
+        "{}[events.E]\nlisteners = [\"hook\"]\n",
+        webhook_listener(&hook)
+    );
     let config = config_for(&section, "concurrency = 2\nbatch_size = 50", &routes);
     let herald = Running::start(config).await;
     let q = d.queue();
@@ -314,7 +327,8 @@ async fn wait_replicas_counts_short_waits_while_a_replica_is_stopped_and_deliver
         "a WAIT came up short with every replica healthy"
     );
 
-    let replica = cluster.replica_of(cluster.master_of_key(keys::QUEUE));
+    let master = cluster.master_of_key(keys::QUEUE);
+    let replica = cluster.replica_of(master);
     let (_, pid) = *cluster
         .node_pids()
         .iter()
@@ -326,7 +340,15 @@ async fn wait_replicas_counts_short_waits_while_a_replica_is_stopped_and_deliver
     assert_eq!(seen.len(), HEALTHY + WHILE_STOPPED);
     let short = short_waits(&herald, keys::QUEUE).await;
     drop(stopped);
-    assert!(short >= 1.0, "no short WAIT counted with the replica stopped");
+    assert!(
+        short >= 1.0,
+        "no short WAIT counted with the replica stopped"
+    );
+    assert_eq!(
+        cluster.master_of_key(keys::QUEUE),
+        master,
+        "the stopped replica took its master's slots"
+    );
 
     settled_and_clean(&q).await;
     herald.stop().await.unwrap();

@@ -50,7 +50,12 @@ async fn in_flight_ids(d: &Deployment) -> HashSet<u64> {
 
 /// `herald run` on `d`, its `E` events sent to `hook`, with `worker` settings; the file is in
 /// `dir`.
-fn binary_config(d: &Deployment, dir: &tempfile::TempDir, hook: &WebhookFake, worker: &str) -> String {
+fn binary_config(
+    d: &Deployment,
+    dir: &tempfile::TempDir,
+    hook: &WebhookFake,
+    worker: &str,
+) -> String {
     let queues = [keys::QUEUE.to_string()];
     config_file(dir.path(), &d.section(), &queues, hook, worker)
 }

@@ -4,10 +4,10 @@
 //! for the deployment. Not the servers themselves (`herald-testkit`) and no failures: a test
 //! that kills a node or moves a slot uses the `RedisCluster` directly.
 
+use ::redis::aio::MultiplexedConnection;
 use herald::Config;
 use herald::ops::{Ops, QueueOps};
 use herald_testkit::{RedisCluster, RedisServer};
-use ::redis::aio::MultiplexedConnection;
 
 use super::herald::{config_for, standalone_section};
 use super::keys;

@@ -184,7 +184,11 @@ impl Binary {
     /// Fails the test, with its stderr, if the process has exited.
     pub fn assert_running(&mut self) {
         let exited = self.child.try_wait().unwrap();
-        assert!(exited.is_none(), "herald exited: {exited:?}\n{}", self.stderr());
+        assert!(
+            exited.is_none(),
+            "herald exited: {exited:?}\n{}",
+            self.stderr()
+        );
     }
 
     pub fn kill9(&mut self) {

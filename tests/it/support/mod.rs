@@ -67,7 +67,11 @@ pub async fn settled(q: &::herald::ops::QueueOps) {
 pub async fn settled_and_clean(q: &::herald::ops::QueueOps) {
     settled(q).await;
     let failed = q.failed_list(0, 10).await.unwrap();
-    assert!(failed.is_empty(), "dead letters on {}: {failed:?}", q.name());
+    assert!(
+        failed.is_empty(),
+        "dead letters on {}: {failed:?}",
+        q.name()
+    );
 }
 
 /// `LPUSH`es envelopes onto `herald:default`, in order and in chunks, as a producer would.
