@@ -60,6 +60,16 @@ fn binary_config(
     config_file(dir.path(), &d.section(), &queues, hook, worker)
 }
 
+/// `<cmd> key` (a size: `SCARD`, `ZCARD`) on the node serving `key`.
+async fn size(d: &Deployment, cmd: &str, key: &str) -> i64 {
+    ::redis::cmd(cmd)
+        .arg(key)
+        .query_async(&mut d.conn_for(key).await)
+        .await
+        .unwrap()
+}
+
+/// How many envelopes wait in `herald:default`, on `c` (a connection to its node).
 async fn waiting(c: &mut ::redis::aio::MultiplexedConnection) -> i64 {
     ::redis::cmd("LLEN")
         .arg(keys::QUEUE)
@@ -166,18 +176,12 @@ async fn sigterm_mid_run(d: Deployment, n: usize) {
     );
     let lists = d.keys("*processing*").await;
     assert!(lists.is_empty(), "processing lists left: {lists:?}");
-    let workers: i64 = ::redis::cmd("SCARD")
-        .arg(keys::WORKERS)
-        .query_async(&mut d.conn_for(keys::WORKERS).await)
-        .await
-        .unwrap();
-    assert_eq!(workers, 0);
-    let live: i64 = ::redis::cmd("ZCARD")
-        .arg(keys::PROCESSES)
-        .query_async(&mut d.conn_for(keys::PROCESSES).await)
-        .await
-        .unwrap();
-    assert_eq!(live, 0, "a clean exit deregisters the process");
+    assert_eq!(size(&d, "SCARD", keys::WORKERS).await, 0);
+    assert_eq!(
+        size(&d, "ZCARD", keys::PROCESSES).await,
+        0,
+        "a clean exit deregisters the process"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -309,7 +313,7 @@ async fn work_unfinished_at_the_shutdown_timeout_goes_back_to_the_queue() {
         .query_async(&mut c)
         .await
         .unwrap();
-    let order: Vec<u64> = items.iter().rev().map(|s| id_of(s)).collect();
+    let order: Vec<u64> = items.iter().rev().map(id_of).collect();
     assert_eq!(order, [0, 1, 2, 3, 4]);
     assert!(items.iter().all(|s| !s.contains("attempts")));
 }
