@@ -28,7 +28,9 @@ impl Tls {
             cert: p("server.crt"),
             key: p("server.key"),
         };
-        openssl(&[], &ca_key, &tls.ca, "/CN=herald test CA");
+        // A name of its own: two test CAs are two issuers, not one with a bad signature.
+        let ca_name = format!("/CN=herald test CA {}", uuid::Uuid::new_v4());
+        openssl(&[], &ca_key, &tls.ca, &ca_name);
         let sign = [
             "-CA".into(),
             tls.ca.display().to_string(),
