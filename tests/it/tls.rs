@@ -12,6 +12,7 @@
 use std::collections::HashSet;
 use std::path::Path;
 use std::process::Command;
+use std::sync::{Arc, Mutex};
 
 use futures::StreamExt;
 use herald_testkit::{Options, RedisCluster, RedisSentinel, RedisServer, Tls, WebhookFake};
@@ -20,8 +21,11 @@ use serde_json::Value;
 use crate::support::herald::Binary;
 use crate::support::{eventually, keys};
 
-/// Events per mode: enough for several batches on every task.
+/// Events per mode in the first wave: several batches on every task. A second, smaller wave
+/// arrives once herald is idle, while its tasks wait in the blocking `BLMOVE` on their
+/// dedicated connections.
 const N: usize = 300;
+const LATE: usize = 20;
 
 /// The data nodes' password in every mode, and the sentinels' own.
 const DATA_PW: &str = "tls-data-pw";
@@ -99,9 +103,9 @@ fn assert_no_password(out: &str) {
     }
 }
 
-/// Envelopes `0..N` of event `E`, each on channel `tls.<i % 5>`.
-fn envelopes() -> Vec<String> {
-    (0..N)
+/// Envelopes `from..to` of event `E`, each on channel `tls.<i % 5>`.
+fn envelopes(from: usize, to: usize) -> Vec<String> {
+    (from..to)
         .map(|i| {
             format!(
                 r#"{{"id":"t{i}","event":"E","channels":["tls.{}"],"data":{{"i":{i}}}}}"#,
@@ -117,10 +121,10 @@ fn id_of(json: &[u8]) -> u64 {
 }
 
 /// Ids that `PSUBSCRIBE tls.*` on `node` received, collected in the background.
-async fn subscribe(node: &::redis::Client) -> std::sync::Arc<std::sync::Mutex<HashSet<u64>>> {
+async fn subscribe(node: &::redis::Client) -> Arc<Mutex<HashSet<u64>>> {
     let mut pubsub = node.get_async_pubsub().await.expect("TLS pubsub connection");
     pubsub.psubscribe("tls.*").await.expect("PSUBSCRIBE");
-    let seen = std::sync::Arc::new(std::sync::Mutex::new(HashSet::new()));
+    let seen = Arc::new(Mutex::new(HashSet::new()));
     let s = seen.clone();
     tokio::spawn(async move {
         let mut stream = pubsub.into_on_message();
@@ -136,26 +140,14 @@ async fn subscribe(node: &::redis::Client) -> std::sync::Arc<std::sync::Mutex<Ha
 async fn serves_over_tls(cfg: &str, tls: &Tls, node: ::redis::Client, hook: &WebhookFake) {
     tokio::task::block_in_place(|| ping_checks(cfg, tls));
     let seen = subscribe(&node).await;
-    let mut c = node.get_multiplexed_async_connection().await.unwrap();
-    let _: i64 = ::redis::cmd("LPUSH")
-        .arg(keys::QUEUE)
-        .arg(envelopes())
-        .query_async(&mut c)
-        .await
-        .unwrap();
+    let mut producer = node.get_multiplexed_async_connection().await.unwrap();
+    push(&mut producer, 0, N).await;
 
     let ca = tls.ca_file().display().to_string();
     let mut run = Binary::spawn(&["run", "--config", cfg], &[("SSL_CERT_FILE", ca)]);
-    let all: HashSet<u64> = (0..N as u64).collect();
-    eventually("every event at the webhook", || async {
-        let got: HashSet<u64> = hook.requests().iter().map(|r| id_of(&r.body)).collect();
-        (got == all).then_some(())
-    })
-    .await;
-    eventually("every event at the TLS subscriber", || async {
-        (*seen.lock().unwrap() == all).then_some(())
-    })
-    .await;
+    delivered(hook, &seen, N).await;
+    push(&mut producer, N, N + LATE).await;
+    delivered(hook, &seen, N + LATE).await;
     eventually("herald stats to show it settled", || async {
         let (code, out) = herald(&["stats", "--json"], cfg, &Roots::File(tls.ca_file()));
         let v: Value = serde_json::from_str(out.trim()).ok().filter(|_| code == 0)?;
@@ -168,6 +160,36 @@ async fn serves_over_tls(cfg: &str, tls: &Tls, node: ::redis::Client, hook: &Web
     .await;
     let exited = run.child.try_wait().unwrap();
     assert!(exited.is_none(), "herald exited: {exited:?}\n{}", run.stderr());
+    // Not one reconnect or failed command over TLS (the binary logs warnings and errors).
+    let log = run.stderr();
+    let complaints: Vec<&str> = (log.lines())
+        .filter(|l| l.contains(r#""level":"WARN""#) || l.contains(r#""level":"ERROR""#))
+        .collect();
+    assert!(complaints.is_empty(), "{complaints:#?}");
+}
+
+/// `LPUSH`es envelopes `from..to` onto the default queue.
+async fn push(conn: &mut ::redis::aio::MultiplexedConnection, from: usize, to: usize) {
+    let _: i64 = ::redis::cmd("LPUSH")
+        .arg(keys::QUEUE)
+        .arg(envelopes(from, to))
+        .query_async(conn)
+        .await
+        .unwrap();
+}
+
+/// Waits until the webhook and the TLS subscriber both saw exactly the ids `0..n`.
+async fn delivered(hook: &WebhookFake, seen: &Mutex<HashSet<u64>>, n: usize) {
+    let all: HashSet<u64> = (0..n as u64).collect();
+    eventually("every event at the webhook", || async {
+        let got: HashSet<u64> = hook.requests().iter().map(|r| id_of(&r.body)).collect();
+        (got == all).then_some(())
+    })
+    .await;
+    eventually("every event at the TLS subscriber", || async {
+        (*seen.lock().unwrap() == all).then_some(())
+    })
+    .await;
 }
 
 fn tls_options() -> Options {
