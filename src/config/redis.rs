@@ -108,6 +108,18 @@ impl RedisConfig {
                         "needs at least one URL in cluster or sentinel mode",
                     ));
                 }
+                if self
+                    .nodes
+                    .iter()
+                    .any(|n| n.is_tls() != self.nodes[0].is_tls())
+                {
+                    // One scheme decides TLS for every node, and in sentinel mode for the data
+                    // nodes the sentinels name too.
+                    return Err(invalid(
+                        "redis.nodes",
+                        "mixes redis:// and rediss:// URLs; use rediss:// for all (TLS) or none",
+                    ));
+                }
             }
         }
         for (key, value) in [

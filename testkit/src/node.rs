@@ -61,7 +61,11 @@ impl Access {
 
     /// `redis://` (`rediss://` with TLS) `127.0.0.1:<port>`, with `:<password>@` if set.
     pub(crate) fn url(&self, port: u16) -> String {
-        let scheme = if self.tls.is_some() { "rediss" } else { "redis" };
+        let scheme = if self.tls.is_some() {
+            "rediss"
+        } else {
+            "redis"
+        };
         match &self.password {
             Some(p) => format!("{scheme}://:{p}@127.0.0.1:{port}"),
             None => format!("{scheme}://127.0.0.1:{port}"),
@@ -111,9 +115,10 @@ impl Access {
     /// `redis-cli`'s arguments to reach this tier: TLS and the password.
     pub(crate) fn cli_args(&self) -> Vec<String> {
         let tls = self.tls.iter().flat_map(|t| t.cli_args());
-        let pw = self.password.iter().flat_map(|p| {
-            ["--no-auth-warning".to_string(), "-a".to_string(), p.clone()]
-        });
+        let pw = self
+            .password
+            .iter()
+            .flat_map(|p| ["--no-auth-warning".to_string(), "-a".to_string(), p.clone()]);
         tls.chain(pw).collect()
     }
 }

@@ -62,7 +62,13 @@ impl RedisServer {
         }
         args.extend(["--dir".into(), self.dir.path().display().to_string()]);
         args.extend(["--logfile".into(), self.log_path().display().to_string()]);
-        self.node = Node::spawn(&server_bin(), &args, self.port, &self.log_path(), &self.access);
+        self.node = Node::spawn(
+            &server_bin(),
+            &args,
+            self.port,
+            &self.log_path(),
+            &self.access,
+        );
         self.node.is_some()
     }
 

@@ -11,7 +11,9 @@
 use std::path::Path;
 use std::time::Duration;
 
-use crate::node::{Access, Node, Options, cmd, free_port, gave_up, info_field, logs, poll, server_bin};
+use crate::node::{
+    Access, Node, Options, cmd, free_port, gave_up, info_field, logs, poll, server_bin,
+};
 use crate::tls::Tls;
 
 /// How long start-up or a failover may take before the test fails.
@@ -326,8 +328,7 @@ impl RedisSentinel {
     }
 
     fn is_master(&self, port: u16) -> bool {
-        let role: Result<Vec<::redis::Value>, _> =
-            self.access.query(port, &cmd(&["ROLE"]));
+        let role: Result<Vec<::redis::Value>, _> = self.access.query(port, &cmd(&["ROLE"]));
         match role.as_deref() {
             Ok([::redis::Value::BulkString(r), ..]) => r == b"master",
             Ok([::redis::Value::SimpleString(r), ..]) => r == "master",

@@ -61,8 +61,8 @@ impl Tls {
     /// The CA as the only root, for a redis-rs client of the test process
     /// (`Client::build_with_tls`, `ClusterClientBuilder::certs`).
     pub fn certificates(&self) -> ::redis::TlsCertificates {
-        let pem = std::fs::read(&self.ca)
-            .unwrap_or_else(|e| panic!("read {}: {e}", self.ca.display()));
+        let pem =
+            std::fs::read(&self.ca).unwrap_or_else(|e| panic!("read {}: {e}", self.ca.display()));
         ::redis::TlsCertificates {
             client_tls: None,
             root_cert: Some(pem),
@@ -87,7 +87,11 @@ impl Tls {
 
     /// `redis-cli`'s arguments to reach a server started with [`Tls::directives`].
     pub(crate) fn cli_args(&self) -> Vec<String> {
-        vec!["--tls".into(), "--cacert".into(), self.ca.display().to_string()]
+        vec![
+            "--tls".into(),
+            "--cacert".into(),
+            self.ca.display().to_string(),
+        ]
     }
 }
 

@@ -14,7 +14,11 @@ fn ping(client: &redis::Client) -> redis::RedisResult<String> {
 #[test]
 fn a_tls_server_answers_only_clients_that_trust_its_ca() {
     let s = RedisServer::start_with(&Options::default().password("tlspw").tls());
-    assert!(s.url().starts_with("rediss://:tlspw@127.0.0.1:"), "{}", s.url());
+    assert!(
+        s.url().starts_with("rediss://:tlspw@127.0.0.1:"),
+        "{}",
+        s.url()
+    );
     assert_eq!(ping(&s.client()).unwrap(), "PONG");
 
     let plain = format!("redis://:tlspw@127.0.0.1:{}", s.port);

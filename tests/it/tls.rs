@@ -91,7 +91,11 @@ fn ping_checks(cfg: &str, tls: &Tls) {
         assert!(!out.contains("reachable"), "{out}");
         assert_no_password(&out);
     }
-    let (code, out) = herald(&["check-config", "--ping"], cfg, &Roots::File(tls.ca_file()));
+    let (code, out) = herald(
+        &["check-config", "--ping"],
+        cfg,
+        &Roots::File(tls.ca_file()),
+    );
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("# redis: reachable"), "{out}");
     assert_no_password(&out);
@@ -122,7 +126,10 @@ fn id_of(json: &[u8]) -> u64 {
 
 /// Ids that `PSUBSCRIBE tls.*` on `node` received, collected in the background.
 async fn subscribe(node: &::redis::Client) -> Arc<Mutex<HashSet<u64>>> {
-    let mut pubsub = node.get_async_pubsub().await.expect("TLS pubsub connection");
+    let mut pubsub = node
+        .get_async_pubsub()
+        .await
+        .expect("TLS pubsub connection");
     pubsub.psubscribe("tls.*").await.expect("PSUBSCRIBE");
     let seen = Arc::new(Mutex::new(HashSet::new()));
     let s = seen.clone();
@@ -150,7 +157,9 @@ async fn serves_over_tls(cfg: &str, tls: &Tls, node: ::redis::Client, hook: &Web
     delivered(hook, &seen, N + LATE).await;
     eventually("herald stats to show it settled", || async {
         let (code, out) = herald(&["stats", "--json"], cfg, &Roots::File(tls.ca_file()));
-        let v: Value = serde_json::from_str(out.trim()).ok().filter(|_| code == 0)?;
+        let v: Value = serde_json::from_str(out.trim())
+            .ok()
+            .filter(|_| code == 0)?;
         let q = &v["queues"][0];
         let settled = ["waiting", "processing", "delayed", "failed"]
             .iter()
@@ -159,7 +168,11 @@ async fn serves_over_tls(cfg: &str, tls: &Tls, node: ::redis::Client, hook: &Web
     })
     .await;
     let exited = run.child.try_wait().unwrap();
-    assert!(exited.is_none(), "herald exited: {exited:?}\n{}", run.stderr());
+    assert!(
+        exited.is_none(),
+        "herald exited: {exited:?}\n{}",
+        run.stderr()
+    );
     // Not one reconnect or failed command over TLS (the binary logs warnings and errors).
     let log = run.stderr();
     let complaints: Vec<&str> = (log.lines())

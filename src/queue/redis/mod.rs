@@ -15,6 +15,11 @@
 //! Every queue script and pipeline touches one hash slot. The few requests that touch keys of
 //! several slots (the heartbeat, the reaper, the Pusher activity counts) are a [`Spread`]; a
 //! broadcast's `PUBLISH`es go to one node ([`Redis::publish`]), which a cluster relays to all.
+//!
+//! TLS (`rediss://`) works in every mode through redis-rs's rustls, every connection verified
+//! against the roots rustls-native-certs loads (the system's, or `SSL_CERT_FILE` /
+//! `SSL_CERT_DIR`); in sentinel mode the sentinels' scheme is the data nodes' too.
+//! [`Redis::check`] names an untrusted certificate as such.
 
 mod cluster;
 mod sentinel;
