@@ -16,8 +16,9 @@ use std::sync::{Arc, Mutex};
 
 use futures::StreamExt;
 use herald_testkit::{Options, RedisCluster, RedisSentinel, RedisServer, Tls, WebhookFake};
-use serde_json::Value;
+use serde_json::{Value, json};
 
+use crate::pusher::envelope;
 use crate::support::herald::Binary;
 use crate::support::{eventually, keys};
 
@@ -57,12 +58,12 @@ fn herald(args: &[&str], cfg: &str, roots: &Roots) -> (i32, String) {
 }
 
 /// A config file in `dir`: `redis` (a `[redis]` section), the default queue, fast liveness,
-/// `E` sent to the webhook and broadcast on the default `redis` connection.
+/// `OrderShipped` sent to the webhook and broadcast on the default `redis` connection.
 fn config_file(dir: &Path, redis: &str, hook: &WebhookFake) -> String {
     let text = format!(
         "{redis}\n[worker]\nconcurrency = 2\nbatch_size = 20\nheartbeat_interval = \"100ms\"\n\
          process_timeout = \"1s\"\nblock_timeout = \"200ms\"\n[metrics]\naddr = \"\"\n\
-         [listeners.hook]\ntype = \"webhook\"\nurl = \"{}\"\n[events.E]\nlisteners = [\"hook\"]\n",
+         [listeners.hook]\ntype = \"webhook\"\nurl = \"{}\"\n[events.OrderShipped]\nlisteners = [\"hook\"]\n",
         hook.url()
     );
     let path = dir.join("herald.toml");
@@ -107,13 +108,14 @@ fn assert_no_password(out: &str) {
     }
 }
 
-/// Envelopes `from..to` of event `E`, each on channel `tls.<i % 5>`.
+/// Envelopes `from..to` (`OrderShipped`), each `{"i": n}` on channel `tls.<n % 5>`.
 fn envelopes(from: usize, to: usize) -> Vec<String> {
     (from..to)
         .map(|i| {
-            format!(
-                r#"{{"id":"t{i}","event":"E","channels":["tls.{}"],"data":{{"i":{i}}}}}"#,
-                i % 5
+            envelope(
+                &format!("t{i}"),
+                &[&format!("tls.{}", i % 5)],
+                json!({ "i": i }),
             )
         })
         .collect()
