@@ -229,8 +229,9 @@ impl Redis {
         self.check().await.is_ok()
     }
 
-    /// `PING` with a short timeout, and why it failed: the client's error (a server's TLS
-    /// certificate that is not trusted said so), or no answer in time.
+    /// `PING` with a short timeout (on a cluster, every node must answer), and why it failed:
+    /// the client's error (a server's TLS certificate that is not trusted said so), or no
+    /// answer in time.
     pub(crate) async fn check(&self) -> Result<(), Unanswered> {
         let ping = redis::cmd("PING");
         let probe = self.run::<String>(NO_QUEUE, "ping", &ping);
