@@ -37,3 +37,5 @@ mod reliability;
 mod retries;
 /// The envelope JSON Schema and the README's examples.
 mod schema;
+/// `rediss://` in every mode against TLS-only servers; a wrong trust root fails clearly.
+mod tls;
