@@ -787,7 +787,10 @@ async fn each_tenants_laravel_events_reach_only_its_pusher_app_on_one_multi_app_
         .iter()
         .map(|e| {
             let text = e["data"]["text"].as_str().unwrap().to_string();
-            (text, e["app"].as_str().unwrap_or_else(|| panic!("no app: {e}")))
+            (
+                text,
+                e["app"].as_str().unwrap_or_else(|| panic!("no app: {e}")),
+            )
         })
         .collect();
     assert_eq!(named, want, "the envelopes' apps");
