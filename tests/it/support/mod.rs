@@ -58,7 +58,7 @@ pub fn queue(redis: &RedisServer) -> ::herald::ops::QueueOps {
 pub async fn settled(q: &::herald::ops::QueueOps) {
     eventually("the queue to settle", || async {
         let s = q.stats().await.ok()?;
-        (s.waiting == 0 && s.processing == 0 && s.delayed == 0).then_some(())
+        (s.waiting == 0 && s.processing == 0 && s.delayed == 0 && s.parked == 0).then_some(())
     })
     .await
 }
