@@ -225,8 +225,8 @@
         count('Waiting', num(x.waiting), x.waiting > 1000 ? 'warn' : ''),
         count('Processing', num(x.processing)),
         count('Delayed', num(x.delayed), '', `${num(x.delayed_due)} due · ${num(x.delayed_later)} later`),
-        count('Parked', num(x.parked), x.parked ? 'warn' : '', 'until a circuit closes'),
         count('Dead letters', h('a', { href: dlHref }, num(x.failed)), x.failed ? 'bad' : ''),
+        count('Parked', num(x.parked), x.parked ? 'warn' : '', 'until a circuit closes'),
         count('Oldest waiting', x.oldest_waiting_age_s === null ? '–' : dur(x.oldest_waiting_age_s), x.oldest_waiting_age_s > 60 ? 'warn' : '')),
       h('div', { class: 'charts' }, charts));
   }

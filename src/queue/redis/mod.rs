@@ -22,6 +22,7 @@
 //! [`Redis::check`] names an untrusted certificate as such.
 
 mod cluster;
+mod pool;
 mod sentinel;
 mod standalone;
 
@@ -120,7 +121,7 @@ impl Redis {
         match &self.backend {
             Backend::Standalone(s) => s.get().await.map(Conn::Pooled),
             Backend::Cluster(c) => c.get().await.map(Conn::Cluster),
-            Backend::Sentinel(s) => s.get().await.map(Conn::Sentinel),
+            Backend::Sentinel(s) => s.get().await.map(Conn::Pooled),
         }
     }
 
@@ -328,10 +329,9 @@ impl Spread {
 
 /// A connection from [`Redis::get`] or [`Redis::dedicated`], whatever the mode.
 pub(crate) enum Conn {
-    /// From the standalone pool.
-    Pooled(deadpool_redis::Connection),
-    /// From the sentinel-mode pool: to the primary the sentinels named when it connected.
-    Sentinel(sentinel::Pooled),
+    /// From the pool of one server (standalone) or of the primary (sentinel mode: the one the
+    /// sentinels named when it connected).
+    Pooled(pool::Pooled),
     /// A dedicated connection to one server.
     Direct(MultiplexedConnection),
     /// A cluster connection: routes each command to the node owning its slot.
@@ -342,7 +342,6 @@ impl ConnectionLike for Conn {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
         match self {
             Conn::Pooled(c) => c.req_packed_command(cmd),
-            Conn::Sentinel(c) => c.req_packed_command(cmd),
             Conn::Direct(c) => c.req_packed_command(cmd),
             Conn::Cluster(c) => c.req_packed_command(cmd),
         }
@@ -356,7 +355,6 @@ impl ConnectionLike for Conn {
     ) -> RedisFuture<'a, Vec<Value>> {
         match self {
             Conn::Pooled(c) => c.req_packed_commands(cmd, offset, count),
-            Conn::Sentinel(c) => c.req_packed_commands(cmd, offset, count),
             Conn::Direct(c) => c.req_packed_commands(cmd, offset, count),
             Conn::Cluster(c) => c.req_packed_commands(cmd, offset, count),
         }
@@ -365,7 +363,6 @@ impl ConnectionLike for Conn {
     fn get_db(&self) -> i64 {
         match self {
             Conn::Pooled(c) => c.get_db(),
-            Conn::Sentinel(c) => c.get_db(),
             Conn::Direct(c) => c.get_db(),
             Conn::Cluster(c) => c.get_db(),
         }

@@ -1,39 +1,28 @@
-//! One Redis server: a `deadpool_redis` pool of multiplexed connections, and dedicated
+//! One Redis server: a pool of multiplexed connections ([`super::pool`]), and dedicated
 //! connections opened from the same client.
 
-use std::time::Duration;
+use std::sync::Arc;
 
 use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, ConnectionInfo, RedisResult};
 
-use super::{CONNECT_TIMEOUT, RESPONSE_TIMEOUT, config};
+use super::pool::{self, Pooled, Source};
 
 #[derive(Clone)]
 pub(super) struct Standalone {
-    client: std::sync::Arc<redis::Client>,
-    pool: deadpool_redis::Pool,
+    client: Arc<redis::Client>,
+    pool: deadpool::managed::Pool<pool::Manager>,
 }
 
 impl Standalone {
     pub(super) fn open(info: ConnectionInfo, pool_size: usize) -> RedisResult<Standalone> {
-        let client = std::sync::Arc::new(redis::Client::open(info.clone())?);
-        let manager = deadpool_redis::Manager::new_with_config(info, config(RESPONSE_TIMEOUT))?;
-        let pool = deadpool_redis::Pool::builder(manager)
-            .max_size(pool_size)
-            .runtime(deadpool_redis::Runtime::Tokio1)
-            .wait_timeout(Some(Duration::from_secs(10)))
-            .create_timeout(Some(CONNECT_TIMEOUT))
-            .recycle_timeout(Some(CONNECT_TIMEOUT))
-            .build()
-            .expect("runtime is set, so the pool builds");
+        let client = Arc::new(redis::Client::open(info)?);
+        let pool = pool::build(Source::Server(Arc::clone(&client)), pool_size);
         Ok(Standalone { client, pool })
     }
 
-    pub(super) async fn get(&self) -> RedisResult<deadpool_redis::Connection> {
-        self.pool.get().await.map_err(|e| match e {
-            deadpool_redis::PoolError::Backend(e) => e,
-            other => pool_error(other.to_string()),
-        })
+    pub(super) async fn get(&self) -> RedisResult<Pooled> {
+        pool::get(&self.pool).await
     }
 
     pub(super) async fn dedicated(
@@ -44,9 +33,4 @@ impl Standalone {
             .get_multiplexed_async_connection_with_config(&config)
             .await
     }
-}
-
-/// A pool failure that is not the server's (a timeout waiting for a free connection).
-pub(super) fn pool_error(message: String) -> redis::RedisError {
-    redis::RedisError::from((redis::ErrorKind::Io, "connection pool", message))
 }
