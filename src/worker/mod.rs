@@ -143,9 +143,13 @@ impl Task {
     ) -> Result<Option<Vec<bytes::Bytes>>, QueueError> {
         let conn = match &mut self.pooled {
             Some(c) => c,
-            None => self
-                .pooled
-                .insert(self.queue.redis.get().await.map_err(self.connect_error())?),
+            None => self.pooled.insert(
+                self.queue
+                    .redis
+                    .for_task()
+                    .await
+                    .map_err(self.connect_error())?,
+            ),
         };
         let batch = self
             .queue
@@ -259,7 +263,7 @@ async fn settle_until_done(
                 metrics.redis_error("settle");
                 tracing::error!(message = "Settle failed; retrying.", queue = %queue.keys.name, error = %e.source);
                 tokio::time::sleep(backoff.next().unwrap_or(Duration::from_secs(5))).await;
-                fresh = queue.redis.get().await.ok();
+                fresh = queue.redis.for_task().await.ok();
             }
         }
     }

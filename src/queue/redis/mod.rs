@@ -125,6 +125,20 @@ impl Redis {
         }
     }
 
+    /// The connection a worker task keeps for its reserves and settles. On a cluster with
+    /// `wait_replicas`, a cluster connection of its own: a `WAIT` holds up the connection it is
+    /// sent on, and on the shared one it would stall every other task's commands to that node
+    /// (and the heartbeat) for up to `wait_timeout`.
+    pub(crate) async fn for_task(&self) -> RedisResult<Conn> {
+        match &self.backend {
+            Backend::Cluster(c) if self.durability.replicas > 0 => c
+                .dedicated(RESPONSE_TIMEOUT + self.durability.timeout)
+                .await
+                .map(Conn::Cluster),
+            _ => self.get().await,
+        }
+    }
+
     /// Sends `request` on an ordinary connection. An error names `queue` (or [`NO_QUEUE`]) and
     /// `op`, what herald was doing.
     pub(crate) async fn run<T: FromRedisValue + Send>(
