@@ -98,7 +98,10 @@ impl Child {
 fn redis_section(e: &Endpoint) -> String {
     let mut s = match e.mode {
         Mode::Standalone => format!("[redis]\nurl = {}\n", toml_str(e.urls[0].expose())),
-        Mode::Cluster => format!("[redis]\nmode = \"cluster\"\nnodes = {}\n", toml_list(e.urls.iter().map(|u| u.expose()))),
+        Mode::Cluster => format!(
+            "[redis]\nmode = \"cluster\"\nnodes = {}\n",
+            toml_list(e.urls.iter().map(|u| u.expose()))
+        ),
     };
     if e.wait_replicas > 0 {
         s.push_str(&format!(
@@ -134,11 +137,20 @@ mod tests {
         let one = parse(&Endpoint::local(Mode::Standalone, &[url.into()], 0));
         assert_eq!(one.url.expose(), url);
         assert_eq!(one.wait_replicas, 0);
-        let seeds = ["redis://127.0.0.1:7000".to_string(), "redis://127.0.0.1:7001".into()];
+        let seeds = [
+            "redis://127.0.0.1:7000".to_string(),
+            "redis://127.0.0.1:7001".into(),
+        ];
         let cluster = parse(&Endpoint::local(Mode::Cluster, &seeds, 1));
         assert_eq!(cluster.mode, herald::config::RedisMode::Cluster);
-        assert_eq!(cluster.nodes.iter().map(|u| u.expose()).collect::<Vec<_>>(), seeds);
+        assert_eq!(
+            cluster.nodes.iter().map(|u| u.expose()).collect::<Vec<_>>(),
+            seeds
+        );
         assert_eq!(cluster.wait_replicas, 1);
-        assert_eq!(cluster.wait_timeout, herald::config::RedisConfig::default().wait_timeout);
+        assert_eq!(
+            cluster.wait_timeout,
+            herald::config::RedisConfig::default().wait_timeout
+        );
     }
 }

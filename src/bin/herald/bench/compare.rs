@@ -122,8 +122,14 @@ pub(super) async fn local_cluster(
     let server = blocking(RedisServer::start).await?;
     let seeds = cluster.seed_urls();
     let columns = [
-        ("standalone".to_string(), Endpoint::local(Mode::Standalone, &[server.url()], 0)),
-        ("cluster".to_string(), Endpoint::local(Mode::Cluster, &seeds, 0)),
+        (
+            "standalone".to_string(),
+            Endpoint::local(Mode::Standalone, &[server.url()], 0),
+        ),
+        (
+            "cluster".to_string(),
+            Endpoint::local(Mode::Cluster, &seeds, 0),
+        ),
         (
             format!("cluster, wait_replicas {waited}"),
             Endpoint::local(Mode::Cluster, &seeds, waited),
@@ -187,11 +193,20 @@ impl Comparison {
     /// The side-by-side table: one column per deployment, each after the first followed by
     /// its ratio to the first.
     pub(crate) fn table(&self) -> String {
-        let queues = self.columns.first().and_then(|c| c.runs.first()).map_or(0, |r| r.queues.len());
+        let queues = self
+            .columns
+            .first()
+            .and_then(|c| c.runs.first())
+            .map_or(0, |r| r.queues.len());
         let mut s = format!(
             "W1 side by side: {} cores, redis {} on the same machine; {} envelopes over {} queues, \
              concurrency {} x batch {} per queue; median of {} runs (min-max)\n\n",
-            self.cores, self.redis_version, self.events, queues, self.concurrency, self.batch_size,
+            self.cores,
+            self.redis_version,
+            self.events,
+            queues,
+            self.concurrency,
+            self.batch_size,
             self.runs
         );
         s.push_str(&grid(&self.rows()));
@@ -206,13 +221,29 @@ impl Comparison {
                 header.push("ratio".into());
             }
         }
-        let figures: [(&str, fn(&Summary) -> Stat, usize); 6] = [
+        let figures: [Figure; 6] = [
             ("throughput, events/s", |m| m.events_per_sec, 0),
             ("herald CPU µs/event", |m| m.herald_cpu_us_per_event, 2),
-            ("Redis CPU µs/event, all nodes", |m| m.redis_cpu_us_per_event, 2),
-            ("subscriber CPU µs/event", |m| m.subscriber_cpu_us_per_event, 2),
-            ("Redis commands/event, all nodes", |m| m.redis_commands_per_event, 3),
-            ("Redis commands/event, masters", |m| m.redis_master_commands_per_event, 3),
+            (
+                "Redis CPU µs/event, all nodes",
+                |m| m.redis_cpu_us_per_event,
+                2,
+            ),
+            (
+                "subscriber CPU µs/event",
+                |m| m.subscriber_cpu_us_per_event,
+                2,
+            ),
+            (
+                "Redis commands/event, all nodes",
+                |m| m.redis_commands_per_event,
+                3,
+            ),
+            (
+                "Redis commands/event, masters",
+                |m| m.redis_master_commands_per_event,
+                3,
+            ),
         ];
         let mut rows = vec![header];
         for (name, f, digits) in figures {
@@ -250,7 +281,10 @@ impl Comparison {
             let v = f(&c.median);
             row.push(v.map_or(String::new(), |v| cell(v, digits)));
             if i > 0 {
-                let ratio = v.zip(base).filter(|_| ratios).map(|(v, b)| v.median / b.median);
+                let ratio = v
+                    .zip(base)
+                    .filter(|_| ratios)
+                    .map(|(v, b)| v.median / b.median);
                 row.push(ratio.map_or(String::new(), |r| format!("{r:.2}")));
             }
         }
@@ -258,15 +292,12 @@ impl Comparison {
     }
 }
 
+/// A row of the table: its name, where its figure is in a [`Summary`], decimals shown.
+type Figure = (&'static str, fn(&Summary) -> Stat, usize);
+
 /// `median (min-max)`.
 fn cell(s: Stat, digits: usize) -> String {
-    format!(
-        "{:.d$} ({:.d$}-{:.d$})",
-        s.median,
-        s.min,
-        s.max,
-        d = digits
-    )
+    format!("{:.d$} ({:.d$}-{:.d$})", s.median, s.min, s.max, d = digits)
 }
 
 /// Rows as columns padded to their widest cell.

@@ -94,7 +94,7 @@ pub(crate) struct NodeMeta {
 impl NodeFigures {
     /// What a node did between two samples over `events` events, less the bench's own
     /// [`OWN_CALLS`].
-    pub(crate) fn between(meta: NodeMeta, before: Counts, after: Counts, events: usize) -> Self {
+    pub(super) fn between(meta: NodeMeta, before: Counts, after: Counts, events: usize) -> Self {
         let per_event = |x: f64| x / events.max(1) as f64;
         let cpu = after.cpu - before.cpu;
         let calls = after.calls.saturating_sub(before.calls + OWN_CALLS);
@@ -379,11 +379,14 @@ impl W1Figures {
 }
 
 impl NodeFigures {
-    /// `; queue q:a; subscriber`: what the node serves besides replication and the bus.
+    /// `; 1 queue; the subscriber`: what the node serves besides replication and the bus
+    /// (which queues is in the JSON; their names change from run to run).
     pub(crate) fn serves(&self) -> String {
         let mut s = String::new();
-        for q in &self.queues {
-            s.push_str(&format!("; queue {q}"));
+        match self.queues.len() {
+            0 => {}
+            1 => s.push_str("; 1 queue"),
+            n => s.push_str(&format!("; {n} queues")),
         }
         if self.subscriber {
             s.push_str("; the subscriber");
@@ -439,14 +442,29 @@ mod tests {
     #[test]
     fn node_figures_are_per_event_less_the_benchs_own_calls() {
         let counts = |cpu, calls| Counts { cpu, calls };
-        let n = NodeFigures::between(meta("master 1", false), counts(1.0, 100), counts(1.5, 1103), 1000);
+        let n = NodeFigures::between(
+            meta("master 1", false),
+            counts(1.0, 100),
+            counts(1.5, 1103),
+            1000,
+        );
         assert!((n.cpu_seconds - 0.5).abs() < 1e-9);
         assert!((n.cpu_us_per_event - 500.0).abs() < 1e-6);
         assert!((n.commands_per_event - 1.0).abs() < 1e-9);
         // A node that saw only the bench's own INFO calls did nothing.
-        let idle = NodeFigures::between(meta("replica of 1", true), counts(2.0, 10), counts(2.0, 13), 1000);
+        let idle = NodeFigures::between(
+            meta("replica of 1", true),
+            counts(2.0, 10),
+            counts(2.0, 13),
+            1000,
+        );
         assert_eq!(idle.commands_per_event, 0.0);
-        let r = NodeFigures::between(meta("replica of 1", true), counts(0.0, 0), counts(0.25, 503), 1000);
+        let r = NodeFigures::between(
+            meta("replica of 1", true),
+            counts(0.0, 0),
+            counts(0.25, 503),
+            1000,
+        );
         let (cpu, all, masters) = node_totals(&[n, r]);
         assert!((cpu - 0.75).abs() < 1e-9);
         assert!((all - 1.5).abs() < 1e-9);

@@ -146,9 +146,8 @@ pub(super) struct Target {
 impl Target {
     /// Connects to every data node of `e`.
     pub(super) async fn connect(e: &Endpoint) -> Result<Target, BenchError> {
-        let seed = e.info(&e.urls[0])?;
         if e.mode == Mode::Standalone {
-            let node = node(seed, Role::Server, Vec::new()).await?;
+            let node = node(e.info(&e.urls[0])?, Role::Server, Vec::new()).await?;
             return Ok(Target {
                 mode: e.mode,
                 nodes: vec![node],
@@ -228,7 +227,9 @@ impl Target {
         picked
             .into_iter()
             .collect::<Option<Vec<_>>>()
-            .ok_or_else(|| BenchError::Failed(format!("no {n} queue names spread over the masters")))
+            .ok_or_else(|| {
+                BenchError::Failed(format!("no {n} queue names spread over the masters"))
+            })
     }
 
     /// Every node's counters, in [`Target::nodes`] order.
@@ -307,11 +308,16 @@ pub(super) async fn connect(info: ConnectionInfo) -> Result<(redis::Client, Conn
     Ok((client, conn))
 }
 
-async fn node(info: ConnectionInfo, role: Role, slots: Vec<(u16, u16)>) -> Result<Node, BenchError> {
+async fn node(
+    info: ConnectionInfo,
+    role: Role,
+    slots: Vec<(u16, u16)>,
+) -> Result<Node, BenchError> {
     let (addr, port) = match info.addr() {
-        ConnectionAddr::Tcp(h, p) | ConnectionAddr::TcpTls { host: h, port: p, .. } => {
-            (format!("{h}:{p}"), *p)
-        }
+        ConnectionAddr::Tcp(h, p)
+        | ConnectionAddr::TcpTls {
+            host: h, port: p, ..
+        } => (format!("{h}:{p}"), *p),
         other => (other.to_string(), 0),
     };
     let (client, conn) = connect(info).await?;
@@ -438,7 +444,11 @@ fn order(lines: Vec<Line>) -> Vec<Placed> {
         .enumerate()
         .map(|(i, l)| placed(l, Role::Master(i)))
         .collect();
-    out.extend(replicas.into_iter().map(|(i, l)| placed(l, Role::Replica(i))));
+    out.extend(
+        replicas
+            .into_iter()
+            .map(|(i, l)| placed(l, Role::Replica(i))),
+    );
     out
 }
 
@@ -490,13 +500,22 @@ h1 :0@0 handshake - 0 0 0 disconnected
         let a = parse_line(NODES.lines().nth(1).unwrap()).unwrap();
         assert_eq!((a.host.as_str(), a.port), ("127.0.0.1", 17000));
         assert_eq!(a.slots, [(0, 5460)]);
-        assert_eq!(parse_line("x 127.0.0.1:1@2 master - 0 1 1 connected 7 9-12").unwrap().slots, [(7, 7), (9, 12)]);
+        assert_eq!(
+            parse_line("x 127.0.0.1:1@2 master - 0 1 1 connected 7 9-12")
+                .unwrap()
+                .slots,
+            [(7, 7), (9, 12)]
+        );
         assert!(parse_line(NODES.lines().nth(6).unwrap()).is_none());
     }
 
     #[test]
     fn endpoint_debug_shows_no_secret() {
-        let mut e = Endpoint::local(Mode::Cluster, &["redis://:hunter2@127.0.0.1:7000".into()], 1);
+        let mut e = Endpoint::local(
+            Mode::Cluster,
+            &["redis://:hunter2@127.0.0.1:7000".into()],
+            1,
+        );
         e.password = Secret::new("hunter3");
         let shown = format!("{e:?}");
         assert!(!shown.contains("hunter"), "{shown}");
@@ -504,6 +523,9 @@ h1 :0@0 handshake - 0 0 0 disconnected
 
     #[test]
     fn suffixes_are_distinct_names() {
-        assert_eq!([suffix(0), suffix(25), suffix(26), suffix(53)], ["a", "z", "a1", "b2"]);
+        assert_eq!(
+            [suffix(0), suffix(25), suffix(26), suffix(53)],
+            ["a", "z", "a1", "b2"]
+        );
     }
 }
