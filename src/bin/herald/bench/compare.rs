@@ -10,6 +10,7 @@
 use herald_testkit::{RedisCluster, RedisServer};
 use serde::Serialize;
 
+use super::measure::load_average;
 use super::report::W1Figures;
 use super::target::{Endpoint, Mode, Target};
 use super::{BenchError, Options, throughput};
@@ -19,6 +20,9 @@ use super::{BenchError, Options, throughput};
 pub(crate) struct Comparison {
     cores: usize,
     redis_version: String,
+    /// 1-, 5- and 15-minute load averages before the first run and after the last.
+    load_average_at_start: String,
+    load_average_at_end: String,
     events: usize,
     concurrency: usize,
     batch_size: usize,
@@ -118,6 +122,7 @@ pub(super) async fn local_cluster(
     waited: u32,
     runs: usize,
 ) -> Result<Comparison, BenchError> {
+    let load_average_at_start = load_average();
     let cluster = blocking(RedisCluster::start).await?;
     let server = blocking(RedisServer::start).await?;
     let seeds = cluster.seed_urls();
@@ -157,6 +162,8 @@ pub(super) async fn local_cluster(
     Ok(Comparison {
         cores: super::cores(),
         redis_version,
+        load_average_at_start,
+        load_average_at_end: load_average(),
         events: o.events,
         concurrency: o.concurrency,
         batch_size: o.batch_size,
@@ -199,9 +206,12 @@ impl Comparison {
             .and_then(|c| c.runs.first())
             .map_or(0, |r| r.queues.len());
         let mut s = format!(
-            "W1 side by side: {} cores, redis {} on the same machine; {} envelopes over {} queues, \
-             concurrency {} x batch {} per queue; median of {} runs (min-max)\n\n",
+            "W1 side by side: {} cores (load average {} before, {} after), redis {} on the same \
+             machine; {} envelopes over {} queues, concurrency {} x batch {} per queue; median \
+             of {} runs (min-max)\n\n",
             self.cores,
+            self.load_average_at_start,
+            self.load_average_at_end,
             self.redis_version,
             self.events,
             queues,

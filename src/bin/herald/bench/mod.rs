@@ -45,7 +45,7 @@ use indicatif::ProgressBar;
 use self::child::Child;
 pub(crate) use self::counter::Check;
 use self::counter::{Counter, bar, preload};
-use self::measure::{now_us, process_cpu};
+use self::measure::{load_average, now_us, process_cpu};
 pub(crate) use self::report::Report;
 use self::report::{CpuSeconds, NodeFigures, NodeMeta, W1Figures, node_totals, percentile};
 use self::target::{Endpoint, Role, Target};
@@ -202,6 +202,7 @@ type Conn = redis::aio::MultiplexedConnection;
 /// Runs W1 (throughput, commands per event, peak RSS), the latency run (and idle figures), the
 /// Redis ceiling, and optionally the Pusher run.
 pub(crate) async fn run(o: &Options) -> Result<Report, BenchError> {
+    let load_average = load_average();
     let mut target = Target::connect(&o.endpoint).await?;
     let redis_version = redis_version(&mut target.subscriber().conn.clone()).await?;
     let tag = format!("{:08x}", fastrand::u32(..));
@@ -227,6 +228,7 @@ pub(crate) async fn run(o: &Options) -> Result<Report, BenchError> {
     Ok(Report {
         redis_version,
         cores: cores(),
+        load_average,
         concurrency: o.concurrency,
         batch_size: o.batch_size,
         ceiling_publish_per_sec: ceiling_rate,

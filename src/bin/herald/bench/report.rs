@@ -9,6 +9,8 @@ use super::target::{Counts, Mode, OWN_CALLS};
 pub(crate) struct Report {
     pub(crate) redis_version: String,
     pub(crate) cores: usize,
+    /// 1-, 5- and 15-minute load averages when the bench started.
+    pub(crate) load_average: String,
     pub(crate) concurrency: usize,
     pub(crate) batch_size: usize,
     /// The W1 throughput run.
@@ -254,8 +256,9 @@ impl Report {
         line(
             "machine",
             format!(
-                "{} cores; redis {} on the same machine ({})",
+                "{} cores (load average {}); redis {} on the same machine ({})",
                 self.cores,
+                self.load_average,
                 self.redis_version,
                 w.deployment()
             ),
