@@ -103,11 +103,11 @@ impl Summary {
             nodes: nodes
                 .iter()
                 .map(|n| NodeStat {
-                    node: n.node.clone(),
-                    addr: n.addr.clone(),
+                    node: n.meta.node.clone(),
+                    addr: n.meta.addr.clone(),
                     serves: n.serves(),
                     cpu_us_per_event: Stat::of(runs.iter().filter_map(|r| {
-                        let same = r.nodes.iter().find(|m| m.addr == n.addr)?;
+                        let same = r.nodes.iter().find(|m| m.meta.addr == n.meta.addr)?;
                         Some(same.cpu_us_per_event)
                     })),
                 })

@@ -71,6 +71,16 @@ pub(crate) struct W1Figures {
 /// One data node during a W1 run.
 #[derive(Debug, Clone, Serialize)]
 pub(crate) struct NodeFigures {
+    #[serde(flatten)]
+    pub(crate) meta: NodeMeta,
+    pub(crate) cpu_seconds: f64,
+    pub(crate) cpu_us_per_event: f64,
+    pub(crate) commands_per_event: f64,
+}
+
+/// A node's place in a run.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct NodeMeta {
     /// `server`, `master 1`, `replica of 1`.
     pub(crate) node: String,
     pub(crate) addr: String,
@@ -78,18 +88,6 @@ pub(crate) struct NodeFigures {
     /// The subscriber listened here.
     pub(crate) subscriber: bool,
     /// The W1 queues whose slots it serves.
-    pub(crate) queues: Vec<String>,
-    pub(crate) cpu_seconds: f64,
-    pub(crate) cpu_us_per_event: f64,
-    pub(crate) commands_per_event: f64,
-}
-
-/// A node's place, for [`NodeFigures::between`].
-pub(crate) struct NodeMeta {
-    pub(crate) node: String,
-    pub(crate) addr: String,
-    pub(crate) replica: bool,
-    pub(crate) subscriber: bool,
     pub(crate) queues: Vec<String>,
 }
 
@@ -101,11 +99,7 @@ impl NodeFigures {
         let cpu = after.cpu - before.cpu;
         let calls = after.calls.saturating_sub(before.calls + OWN_CALLS);
         NodeFigures {
-            node: meta.node,
-            addr: meta.addr,
-            replica: meta.replica,
-            subscriber: meta.subscriber,
-            queues: meta.queues,
+            meta,
             cpu_seconds: cpu,
             cpu_us_per_event: per_event(cpu * 1e6),
             commands_per_event: per_event(calls as f64),
@@ -119,7 +113,7 @@ pub(crate) fn node_totals(nodes: &[NodeFigures]) -> (f64, f64, f64) {
     let all = nodes.iter().map(|n| n.commands_per_event).sum();
     let masters = nodes
         .iter()
-        .filter(|n| !n.replica)
+        .filter(|n| !n.meta.replica)
         .map(|n| n.commands_per_event)
         .sum();
     (cpu, all, masters)
@@ -343,7 +337,7 @@ impl W1Figures {
         match self.mode {
             Mode::Standalone => "standalone".into(),
             Mode::Cluster => {
-                let replicas = self.nodes.iter().filter(|n| n.replica).count();
+                let replicas = self.nodes.iter().filter(|n| n.meta.replica).count();
                 let masters = self.nodes.len() - replicas;
                 format!("cluster: {masters} masters, {replicas} replicas")
             }
@@ -368,10 +362,10 @@ impl W1Figures {
         }
         for n in &self.nodes {
             line(
-                &format!("  {}", n.node),
+                &format!("  {}", n.meta.node),
                 format!(
                     "{}: CPU {:.2} µs/event, {:.3} commands/event{}",
-                    n.addr,
+                    n.meta.addr,
                     n.cpu_us_per_event,
                     n.commands_per_event,
                     n.serves()
@@ -386,12 +380,12 @@ impl NodeFigures {
     /// (which queues is in the JSON; their names change from run to run).
     pub(crate) fn serves(&self) -> String {
         let mut s = String::new();
-        match self.queues.len() {
+        match self.meta.queues.len() {
             0 => {}
             1 => s.push_str("; 1 queue"),
             n => s.push_str(&format!("; {n} queues")),
         }
-        if self.subscriber {
+        if self.meta.subscriber {
             s.push_str("; the subscriber");
         }
         s
