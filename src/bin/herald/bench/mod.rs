@@ -270,13 +270,7 @@ async fn redis_version(conn: &mut Conn) -> Result<String, BenchError> {
 async fn throughput(o: &Options, target: &mut Target, tag: &str) -> Result<W1Figures, BenchError> {
     let n = o.queues.unwrap_or(target.masters()).max(1);
     let queues = target.queues(&format!("herald:bench:{tag}:w1"), n).await?;
-    let preloading = bar(o.progress, o.events as u64, "preloading");
-    let mut envelope_bytes = 0;
-    for (q, orders) in queues.iter().zip(shares(o.events, queues.len())) {
-        let mut conn = target.conn_for(q).await?;
-        envelope_bytes = preload(&mut conn, q, orders, o.payload_bytes, &preloading).await?;
-    }
-    preloading.finish_and_clear();
+    let envelope_bytes = preload_spread(o, target, &queues).await?;
     let metas = metas(target, &queues).await?;
     let mut counter =
         Counter::start(&target.subscriber().client, o.subscriber, o.payload_bytes).await?;
@@ -326,7 +320,24 @@ async fn throughput(o: &Options, target: &mut Target, tag: &str) -> Result<W1Fig
     })
 }
 
-/// Order ids `0..events` cut into `queues` contiguous shares, the first ones a larger by one.
+/// Preloads `o.events` W1 envelopes, a share on each queue, each through its master's
+/// connection; returns the envelope size.
+async fn preload_spread(
+    o: &Options,
+    target: &mut Target,
+    queues: &[String],
+) -> Result<usize, BenchError> {
+    let preloading = bar(o.progress, o.events as u64, "preloading");
+    let mut envelope_bytes = 0;
+    for (q, orders) in queues.iter().zip(shares(o.events, queues.len())) {
+        let mut conn = target.conn_for(q).await?;
+        envelope_bytes = preload(&mut conn, q, orders, o.payload_bytes, &preloading).await?;
+    }
+    preloading.finish_and_clear();
+    Ok(envelope_bytes)
+}
+
+/// Order ids `0..events` cut into `queues` contiguous shares, the first ones larger by one.
 fn shares(events: usize, queues: usize) -> Vec<std::ops::Range<u64>> {
     let (each, rest) = (events / queues, events % queues);
     let mut start = 0u64;
