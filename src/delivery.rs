@@ -77,6 +77,10 @@ pub enum DeliveryError {
         reason: String,
         /// When the circuit may let a request through again.
         retry_after: Option<Duration>,
+        /// The circuit whose closing ends the wait (a Pusher connection, or
+        /// `<connection>:app:<app>`): the envelope is parked until then, oldest first, instead
+        /// of coming back every `retry_after`. `None`: wait `retry_after` (a spent budget).
+        circuit: Option<String>,
     },
     /// The event can never be delivered by this sink as it is (too large, bad channel for this
     /// sink, …). Fatal: retrying cannot help.

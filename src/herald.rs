@@ -189,9 +189,10 @@ impl Built {
     /// told to stop.
     async fn wait_for_redis(&self, shutdown: &mut Pin<&mut impl Future<Output = ()>>) -> bool {
         let mut waited = false;
-        while !self.redis.ping().await {
+        while let Err(reason) = self.redis.check().await {
             if !waited {
-                tracing::warn!(message = "Waiting for Redis.", url = %self.config.redis.url);
+                let url = self.config.redis.target();
+                tracing::warn!(message = "Waiting for Redis.", url, reason = %reason);
                 waited = true;
             }
             tokio::select! {

@@ -172,7 +172,7 @@ const REDIS_WAIT_SHORT: Def = Def {
 };
 const QUEUE_DEPTH: Def = Def {
     name: "herald_queue_depth",
-    help: "Envelopes per queue and state (waiting, processing, delayed, delayed_due, failed), sampled.",
+    help: "Envelopes per queue and state (waiting, processing, delayed, delayed_due, parked, failed), sampled.",
     labels: &["queue", "state"],
 };
 const OLDEST_WAITING: Def = Def {
@@ -369,6 +369,7 @@ impl Metrics {
             ("processing", s.processing),
             ("delayed", s.delayed),
             ("delayed_due", s.delayed_due),
+            ("parked", s.parked),
             ("failed", s.failed),
         ] {
             self.queue_depth

@@ -35,6 +35,12 @@ pub(crate) struct Retry {
     /// Attempts made so far, the one that just failed included.
     pub attempts: u32,
     pub delay: Duration,
+    /// The circuit every pending delivery waits for, when nothing else failed: the envelope is
+    /// parked until that circuit closes (`queue::Queue::settle`), not put in the delayed set.
+    pub parked_on: Option<String>,
+    /// The envelope's age stamp (its `created_at`, else when herald first saw it), in ms since
+    /// the epoch: parked envelopes come back oldest first by it.
+    pub age_ms: u64,
 }
 
 /// How bad a failed outcome is, when several must combine into one. A fatal error beats a real
@@ -70,6 +76,19 @@ pub(crate) fn worst(errors: impl IntoIterator<Item = DeliveryError>) -> Option<D
             w
         }
     })
+}
+
+/// The one circuit every failed delivery of `results` was deferred by, if there is one: an
+/// envelope waiting only for it is parked until it closes.
+fn one_circuit(results: &[(DeliveryId, DeliveryResult)]) -> Option<String> {
+    let mut circuits = results.iter().filter_map(|(_, r)| r.as_ref().err());
+    let first = match circuits.next()? {
+        DeliveryError::Deferred { circuit, .. } => circuit.as_ref()?,
+        _ => return None,
+    };
+    circuits
+        .all(|e| matches!(e, DeliveryError::Deferred { circuit: Some(c), .. } if c == first))
+        .then(|| first.clone())
 }
 
 /// The attempt limit for `env` under `policy`.
@@ -120,12 +139,15 @@ pub(crate) fn decide(
     let mut decision = Decision::default();
     if !pending.is_empty() {
         let delay = backoff(policy, attempts).max(retry_after);
+        let first_seen = clock.secs();
         decision.retry = Some(Retry {
-            payload: env.encode_requeue(attempts, Some(&pending), clock.secs()),
+            payload: env.encode_requeue(attempts, Some(&pending), first_seen),
             due_ms: clock.now_ms + delay.as_millis() as u64,
             pending,
             attempts,
             delay,
+            parked_on: if tried { None } else { one_circuit(results) },
+            age_ms: (env.created_at.unwrap_or(first_seen) * 1000.0) as u64,
         });
     }
     if !dead.is_empty() {
@@ -390,6 +412,7 @@ mod tests {
             Err(DeliveryError::Deferred {
                 reason: "circuit open".into(),
                 retry_after: Some(Duration::from_secs(7)),
+                circuit: Some("pusher".into()),
             })
         };
         // On what would be the last attempt: parked again, attempts unchanged, due when the
@@ -400,6 +423,11 @@ mod tests {
         let r = d.retry.unwrap();
         assert_eq!(r.attempts, 2);
         assert_eq!(r.due_ms, CLOCK.now_ms + 7_000);
+        assert_eq!(
+            r.parked_on.as_deref(),
+            Some("pusher"),
+            "parked until it closes"
+        );
         // A real failure next to it still counts.
         let d = decide(
             "q",
@@ -412,6 +440,42 @@ mod tests {
         let dead = d.dead.unwrap().1;
         assert_eq!(dead.code, "retries_exhausted");
         assert_eq!(dead.deliveries.len(), 2);
+    }
+
+    #[test]
+    fn only_an_envelope_waiting_for_one_circuit_alone_is_parked() {
+        let on = |circuit: Option<&str>| {
+            Err(DeliveryError::Deferred {
+                reason: "deferred".into(),
+                retry_after: Some(Duration::from_secs(1)),
+                circuit: circuit.map(Into::into),
+            })
+        };
+        let e = env(r#"{"event":"E","data":{},"created_at":1700000000.5}"#);
+        let parked = |results: &[(DeliveryId, DeliveryResult)]| {
+            let r = decide("q", &e, results, &policy(3), CLOCK).retry.unwrap();
+            r.parked_on
+        };
+        let d = decide("q", &e, &[(b("a"), on(Some("a")))], &policy(3), CLOCK);
+        assert_eq!(
+            d.retry.unwrap().age_ms,
+            1_700_000_000_500,
+            "by its created_at"
+        );
+        assert_eq!(
+            parked(&[(b("a"), on(Some("a"))), (b("b"), Ok(()))]).as_deref(),
+            Some("a")
+        );
+        // Two circuits, or a spent budget (no circuit), or a real failure: the delayed set.
+        assert_eq!(
+            parked(&[(b("a"), on(Some("a"))), (b("b"), on(Some("b")))]),
+            None
+        );
+        assert_eq!(parked(&[(b("a"), on(Some("a"))), (b("b"), on(None))]), None);
+        assert_eq!(
+            parked(&[(b("a"), on(Some("a"))), (l("h"), http(500))]),
+            None
+        );
     }
 
     #[test]

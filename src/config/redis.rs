@@ -69,6 +69,27 @@ impl Default for RedisConfig {
 }
 
 impl RedisConfig {
+    /// Where herald looks for Redis in this mode, passwords masked, and the setting that says
+    /// so: for an error an operator reads.
+    pub fn target(&self) -> String {
+        let nodes = || {
+            let n: Vec<String> = self.nodes.iter().map(ToString::to_string).collect();
+            n.join(", ")
+        };
+        match self.mode {
+            RedisMode::Standalone => format!("{} (redis.url / REDIS_URL)", self.url),
+            RedisMode::Cluster => format!(
+                "the cluster seeded by {} (redis.nodes / REDIS_NODES)",
+                nodes()
+            ),
+            RedisMode::Sentinel => format!(
+                "the primary {:?} of the sentinels {} (redis.master_name, redis.nodes)",
+                self.master_name,
+                nodes()
+            ),
+        }
+    }
+
     /// The settings of the chosen mode are there, and no setting of another mode is.
     pub(super) fn check(&self) -> Result<(), ConfigError> {
         match self.mode {
@@ -85,6 +106,18 @@ impl RedisConfig {
                     return Err(invalid(
                         "redis.nodes",
                         "needs at least one URL in cluster or sentinel mode",
+                    ));
+                }
+                if self
+                    .nodes
+                    .iter()
+                    .any(|n| n.is_tls() != self.nodes[0].is_tls())
+                {
+                    // One scheme decides TLS for every node, and in sentinel mode for the data
+                    // nodes the sentinels name too.
+                    return Err(invalid(
+                        "redis.nodes",
+                        "mixes redis:// and rediss:// URLs; use rediss:// for all (TLS) or none",
                     ));
                 }
             }

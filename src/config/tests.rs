@@ -505,7 +505,7 @@ fn redis_modes_read_their_settings_and_need_them() {
             ("REDIS_MODE", "cluster"),
             (
                 "REDIS_NODES",
-                "redis://:hunter2@127.0.0.1:7000, rediss://127.0.0.1:7001",
+                "redis://:hunter2@127.0.0.1:7000, redis://127.0.0.1:7001",
             ),
             ("REDIS_PASSWORD", "sw0rdfish"),
             ("REDIS_USERNAME", "herald"),
@@ -538,6 +538,10 @@ fn redis_modes_read_their_settings_and_need_them() {
         (
             "[redis]\nnodes = [\"redis://127.0.0.1:7000\"]",
             "redis.nodes",
+        ),
+        (
+            "[redis]\nmode = \"cluster\"\nnodes = [\"rediss://a:7000\", \"redis://b:7000\"]",
+            "mixes redis:// and rediss://",
         ),
     ] {
         let err = Config::parse(text, "t.toml", &|_| None)

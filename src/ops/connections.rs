@@ -19,7 +19,7 @@ pub use crate::broadcast::pusher::activity::{RecentRequest, RequestMinute};
 pub enum CircuitState {
     /// Requests go out.
     Closed,
-    /// Nothing is sent until `until_ms`; deliveries wait in the delayed set.
+    /// Nothing is sent until `until_ms`; deliveries are parked until the circuit closes.
     Open {
         /// When one request may probe (ms since the epoch).
         until_ms: u64,

@@ -33,19 +33,21 @@ pub use crate::queue::{
 /// Why an operation could not be done.
 #[derive(Debug, thiserror::Error)]
 pub enum OpsError {
-    /// `redis.url` is not usable.
-    #[error("redis.url {url}: {source}")]
+    /// `redis.url` (or `redis.nodes`) is not usable.
+    #[error("{url}: {source}")]
     Open {
-        /// The URL, password masked.
+        /// Where herald looks for Redis (the URL or nodes), passwords masked.
         url: String,
         /// What the client said.
         source: redis::RedisError,
     },
-    /// Nothing answers at `redis.url`.
-    #[error("cannot reach Redis at {url} (redis.url / REDIS_URL)")]
+    /// Redis does not answer `PING` where the config says it is.
+    #[error("cannot reach Redis at {url}: {reason}")]
     Unreachable {
-        /// The URL, password masked.
+        /// Where herald looks for Redis (the URL or nodes), passwords masked.
         url: String,
+        /// Why: the client's error, an untrusted TLS certificate, or no answer in time.
+        reason: String,
     },
     /// The queue is not one of `worker.queues`.
     #[error("no queue {queue:?} in worker.queues (configured: {configured})")]
@@ -129,7 +131,7 @@ impl Ops {
     /// Prepares a connection to `config.redis.url`; nothing is connected until first use.
     pub fn new(config: &Config) -> Result<Ops, OpsError> {
         let redis = Redis::open(&config.redis, 4).map_err(|source| OpsError::Open {
-            url: config.redis.url.to_string(),
+            url: config.redis.target(),
             source,
         })?;
         Ok(Ops::with_redis(redis, config))
@@ -145,13 +147,13 @@ impl Ops {
 
     /// Fails with [`OpsError::Unreachable`] unless Redis answers `PING` now.
     pub async fn reachable(&self) -> Result<(), OpsError> {
-        if self.redis.ping().await {
-            Ok(())
-        } else {
-            Err(OpsError::Unreachable {
-                url: self.config.redis.url.to_string(),
+        self.redis
+            .check()
+            .await
+            .map_err(|reason| OpsError::Unreachable {
+                url: self.config.redis.target(),
+                reason: reason.to_string(),
             })
-        }
     }
 
     /// The queue list key `name` (before the prefix), or the first configured queue.

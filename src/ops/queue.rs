@@ -21,7 +21,7 @@ pub struct QueueOps {
 /// A queue at a glance: its counts, whether it is paused, how old its oldest waiting envelope is.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct QueueOverview {
-    /// Waiting, processing, delayed (and due), failed.
+    /// Waiting, processing, delayed (and due), parked, failed.
     #[serde(flatten)]
     pub stats: QueueStats,
     /// Delayed envelopes not due yet (`delayed - delayed_due`).
@@ -110,7 +110,7 @@ impl QueueOps {
         &self.queue.keys.list
     }
 
-    /// Waiting, processing, delayed and failed counts.
+    /// Waiting, processing, delayed, parked and failed counts.
     pub async fn stats(&self) -> Result<QueueStats, QueueError> {
         self.queue.stats(clock::now_ms()).await
     }

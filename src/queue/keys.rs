@@ -63,6 +63,28 @@ impl QueueKeys {
         format!("{}:activity:{minute}", self.base)
     }
 
+    /// zset: envelopes parked until circuit `circuit` closes (score = the envelope's age stamp,
+    /// ms), so they come back oldest first; see `queue::parked`.
+    pub(crate) fn parked(&self, circuit: &str) -> String {
+        format!("{}{circuit}", self.parked_prefix())
+    }
+
+    /// [`Self::parked`] without the circuit, for the scripts to append a circuit name to.
+    pub(crate) fn parked_prefix(&self) -> String {
+        format!("{}:parked:on:", self.base)
+    }
+
+    /// set: the circuits this queue has parked envelopes for.
+    pub(crate) fn parked_index(&self) -> String {
+        format!("{}:parked:index", self.base)
+    }
+
+    /// set: the circuits among [`Self::parked_index`] seen closed, whose parked envelopes
+    /// reserve hands out before the list's.
+    pub(crate) fn parked_ready(&self) -> String {
+        format!("{}:parked:ready", self.base)
+    }
+
     /// string: set while the queue is paused (who paused it, and when); workers reserve nothing
     /// from a paused queue.
     pub(crate) fn paused(&self) -> String {
@@ -203,6 +225,9 @@ mod tests {
             &keys.processing("p", 0),
             &keys.activity(29_404_480),
             &keys.paused(),
+            &keys.parked("pusher:app:1"),
+            &keys.parked_index(),
+            &keys.parked_ready(),
         ] {
             assert_eq!(hash_tag(k), tag, "{k} must hash like {}", keys.list);
         }

@@ -7,13 +7,14 @@
 //! routing (`registry`), the retry decision (`settle`).
 //!
 //! **Invariant:** an envelope is always somewhere in Redis until it is settled: in the queue, a
-//! processing list, the delayed set or the dead-letter store. Every move is one Lua script (one
+//! processing list, the delayed set, a parked set ([`parked`]) or the dead-letter store. Every move is one Lua script (one
 //! hash slot), never a read-then-write from Rust.
 
 pub(crate) mod activity;
 pub(crate) mod failed;
 mod failed_scan;
 pub(crate) mod keys;
+mod parked;
 pub(crate) mod reaper;
 mod redis;
 #[cfg(test)]
@@ -30,6 +31,7 @@ pub(crate) use activity::Tally;
 pub use failed::{DeadLetter, FailedDelivery, Payload};
 pub use failed_scan::{Cursor, Filter};
 pub(crate) use keys::{GlobalKeys, QueueKeys};
+pub(crate) use parked::Unpark;
 pub(crate) use redis::{Conn, NO_QUEUE, Redis, Spread};
 
 /// A Redis operation that failed, naming the queue and what herald was doing.
@@ -58,6 +60,7 @@ pub(crate) struct Scripts {
     pub(crate) requeue: Script,
     pub(crate) promote: Script,
     pub(crate) retry_failed: Script,
+    pub(crate) unpark: Script,
 }
 
 pub(crate) fn scripts() -> &'static Scripts {
@@ -68,6 +71,7 @@ pub(crate) fn scripts() -> &'static Scripts {
         requeue: Script::new(include_str!("lua/requeue.lua")),
         promote: Script::new(include_str!("lua/promote.lua")),
         retry_failed: Script::new(include_str!("lua/retry_failed.lua")),
+        unpark: Script::new(include_str!("lua/unpark.lua")),
     })
 }
 
@@ -76,6 +80,8 @@ pub(crate) fn scripts() -> &'static Scripts {
 pub(crate) struct Settlement {
     /// (due ms, envelope) pairs for the delayed set.
     pub(crate) retries: Vec<(u64, Vec<u8>)>,
+    /// (circuit, age stamp ms, envelope) triples parked until their circuit closes.
+    pub(crate) parked: Vec<(String, u64, Vec<u8>)>,
     /// (id, entry) pairs for the dead-letter store.
     pub(crate) dead: Vec<(String, DeadLetter)>,
     /// What this batch adds to its queue's activity of the minute.
@@ -105,6 +111,8 @@ pub struct QueueStats {
     pub delayed: u64,
     /// Delayed envelopes already due (about to be promoted).
     pub delayed_due: u64,
+    /// Envelopes parked until a Pusher connection's open circuit closes.
+    pub parked: u64,
     /// Dead letters.
     pub failed: u64,
 }
@@ -136,7 +144,8 @@ impl Queue {
         self.redis.run(&self.keys.name, op, request).await
     }
 
-    /// Moves up to `max` envelopes into `processing`, oldest first. Empty when the queue is.
+    /// Moves up to `max` envelopes into `processing`, oldest first: envelopes parked for a
+    /// circuit that closed again come before the list's. Empty when there is nothing.
     /// If `processing` still holds a batch (an earlier reserve or wait whose reply was lost),
     /// returns that batch instead, so nothing reserved is ever settled unseen. Runs on the
     /// task's own pooled connection, which it keeps between batches.
@@ -150,7 +159,10 @@ impl Queue {
             .reserve
             .key(&self.keys.list)
             .key(processing)
+            .key(self.keys.parked_ready())
+            .key(self.keys.parked_index())
             .arg(max)
+            .arg(self.keys.parked_prefix())
             .invoke_async(conn)
             .await
             .map_err(QueueError::new(&self.keys, "reserve"))?;
@@ -193,11 +205,18 @@ impl Queue {
             .key(&self.keys.failed)
             .key(&self.keys.failed_index)
             .key(self.keys.activity(activity::minute_of(now_ms)))
+            .key(self.keys.parked_index())
+            .key(self.keys.parked_ready())
             .arg(self.failed_cap)
             .arg(self.keys.pusher_sent_prefix())
+            .arg(self.keys.parked_prefix())
             .arg(s.retries.len());
         for (due, payload) in &s.retries {
             inv.arg(due).arg(payload.as_slice());
+        }
+        inv.arg(s.parked.len());
+        for (circuit, age, payload) in &s.parked {
+            inv.arg(circuit).arg(age).arg(payload.as_slice());
         }
         inv.arg(s.dead.len());
         for (id, entry) in &s.dead {
@@ -294,7 +313,7 @@ impl Queue {
         self.run("list processing", &cmd).await
     }
 
-    /// Counts waiting, processing, delayed and failed envelopes.
+    /// Counts waiting, processing, delayed, parked and failed envelopes.
     pub(crate) async fn stats(&self, now_ms: u64) -> Result<QueueStats, QueueError> {
         let lists = self.processing_lists().await?;
         let mut pipe = ::redis::pipe();
@@ -313,6 +332,7 @@ impl Queue {
             delayed_due: counts[2],
             failed: counts[3],
             processing: counts[4..].iter().sum(),
+            parked: self.parked_count().await?,
         })
     }
 

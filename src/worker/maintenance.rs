@@ -1,5 +1,5 @@
-//! The maintenance loop of a process: heartbeats, the reaper, promotion of due retries and the
-//! pause state, the depth gauges and the flush of Pusher request counts, each on its own
+//! The maintenance loop of a process: heartbeats, the reaper, promotion of due retries, the
+//! return of envelopes parked for a circuit that closed, and the pause state, the depth gauges and the flush of Pusher request counts, each on its own
 //! interval.
 //!
 //! Owns: when each of those runs and what is logged and counted when one fails. Does not own:
@@ -12,9 +12,10 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use crate::broadcast::pusher::activity::RequestLog;
+use crate::broadcast::pusher::circuit::{self, State};
 use crate::clock;
 use crate::metrics::Metrics;
-use crate::queue::{GlobalKeys, Queue, QueueError, reaper};
+use crate::queue::{GlobalKeys, Queue, QueueError, Unpark, reaper};
 use crate::worker::Pause;
 
 /// Everything the maintenance loop needs.
@@ -149,6 +150,7 @@ impl Maintenance {
                     tracing::debug!(message = "Could not read the pause state.", queue = %q.keys.name, error = %e.source);
                 }
             }
+            self.unpark(q).await;
             loop {
                 match q.promote(clock::now_ms(), 1000).await {
                     Ok(1000) => continue,
@@ -159,6 +161,35 @@ impl Maintenance {
                         break;
                     }
                 }
+            }
+        }
+    }
+
+    /// Lets envelopes parked for circuits that let requests through again come back: all of a
+    /// closed circuit's (handed out by reserve), one to carry a half-open circuit's probe.
+    async fn unpark(&self, q: &Queue) {
+        let circuits = match q.parked_circuits().await {
+            Ok(c) => c,
+            Err(e) => {
+                self.metrics.redis_error("parked");
+                tracing::debug!(message = "Could not list parked circuits.", queue = %q.keys.name, error = %e.source);
+                return;
+            }
+        };
+        for c in circuits {
+            let how = match circuit::state(&q.redis, &self.global, &c, clock::now_ms()).await {
+                Ok(State::Closed) => Unpark::Closed,
+                Ok(State::HalfOpen) => Unpark::Probe,
+                Ok(State::Open) => continue,
+                Err(e) => {
+                    self.metrics.redis_error("circuit");
+                    tracing::debug!(message = "Could not read a circuit.", connection = %c, error = %e);
+                    continue;
+                }
+            };
+            if let Err(e) = q.unpark(&c, how).await {
+                self.metrics.redis_error("unpark");
+                tracing::error!(message = "Unparking envelopes failed.", queue = %q.keys.name, connection = %c, error = %e.source);
             }
         }
     }

@@ -311,7 +311,10 @@ fn record(
     settlement.activity.settled += 1;
     if let Some(r) = d.retry {
         settlement.activity.retried += 1;
-        settlement.retries.push((r.due_ms, r.payload));
+        match r.parked_on {
+            Some(circuit) => settlement.parked.push((circuit, r.age_ms, r.payload)),
+            None => settlement.retries.push((r.due_ms, r.payload)),
+        }
     }
     if let Some((id, dead)) = d.dead {
         tracing::warn!(

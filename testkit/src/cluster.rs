@@ -3,7 +3,8 @@
 //! bus port, port + 10000, free too), its own temp dir, created by `redis-cli --cluster create`
 //! and waited for until every node agrees. Owns the test's failures too: SIGKILL of a master
 //! and the wait for its replica's promotion, and a one-slot migration the way
-//! `redis-cli --cluster reshard` does it. Every node is SIGKILLed on drop. Never port 6379.
+//! `redis-cli --cluster reshard` does it. Plain or TLS only (`tls-cluster`, `tls-replication`),
+//! with or without a password ([`Options`]). Every node is SIGKILLed on drop. Never port 6379.
 //! `HERALD_REDIS_SERVER` overrides the server binary, `HERALD_REDIS_CLI` `redis-cli`.
 
 use std::collections::{HashMap, HashSet};
@@ -13,7 +14,8 @@ use std::process::Command;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use crate::node::{Node, cmd, gave_up, info_field, logs, poll, server_bin};
+use crate::node::{Access, Node, Options, cmd, gave_up, info_field, logs, poll, server_bin};
+use crate::tls::Tls;
 
 /// How long creation, a failover or a migration may take before the test fails.
 const SETTLE: Duration = Duration::from_secs(30);
@@ -27,7 +29,7 @@ pub struct RedisCluster {
     nodes: Vec<Node>,
     /// The replica each killed master had, for [`RedisCluster::wait_failover`].
     promoted: Mutex<HashMap<u16, u16>>,
-    password: Option<String>,
+    access: Access,
     dir: tempfile::TempDir,
 }
 
@@ -85,18 +87,22 @@ fn free_cluster_port() -> u16 {
     panic!("no free loopback port pair (P, P+10000) in 10000..20000");
 }
 
-fn start_node(dir: &Path, password: Option<&str>) -> Node {
+fn start_node(dir: &Path, access: &Access) -> Node {
     let mut log = dir.join("none.log");
     for _ in 0..10 {
         let port = free_cluster_port();
         let data = dir.join(port.to_string());
         std::fs::create_dir_all(&data).expect("node dir");
         log = dir.join(format!("redis-{port}.log"));
-        let mut args = node_args(port, dir, &data, &log);
-        if let Some(pw) = password {
+        let mut args = access.listen_args(port);
+        args.extend(node_args(port, dir, &data, &log));
+        if access.tls.is_some() {
+            args.extend(["--tls-cluster", "yes"].map(String::from));
+        }
+        if let Some(pw) = &access.password {
             args.extend(["--requirepass", pw, "--masterauth", pw].map(String::from));
         }
-        if let Some(n) = Node::spawn(&server_bin(), &args, port, &log, password) {
+        if let Some(n) = Node::spawn(&server_bin(), &args, port, &log, access) {
             return n;
         }
     }
@@ -106,8 +112,6 @@ fn start_node(dir: &Path, password: Option<&str>) -> Node {
 fn node_args(port: u16, dir: &Path, data: &Path, log: &Path) -> Vec<String> {
     let conf = dir.join(format!("nodes-{port}.conf"));
     let mut a: Vec<String> = [
-        "--port",
-        &port.to_string(),
         "--bind",
         "127.0.0.1",
         "--cluster-enabled",
@@ -145,22 +149,25 @@ impl RedisCluster {
     /// until every node reports `cluster_state:ok`, all 16384 slots, the same topology and
     /// (each replica) its link to its master up.
     pub fn start() -> RedisCluster {
-        Self::start_opts(None)
+        Self::start_with(&Options::default())
     }
 
     /// [`Self::start`] with `requirepass` and `masterauth` `password` on every node; every URL
     /// this returns carries it.
     pub fn start_with_password(password: &str) -> RedisCluster {
-        Self::start_opts(Some(password))
+        Self::start_with(&Options::default().password(password))
     }
 
-    fn start_opts(password: Option<&str>) -> RedisCluster {
+    /// [`Self::start`] as `options` say: a password on every node (`requirepass`,
+    /// `masterauth`), TLS only (clients, cluster bus and replication; every URL `rediss://`).
+    pub fn start_with(options: &Options) -> RedisCluster {
         let dir = tempfile::tempdir().expect("temp dir");
-        let nodes = (0..6).map(|_| start_node(dir.path(), password)).collect();
+        let access = options.access(dir.path());
+        let nodes = (0..6).map(|_| start_node(dir.path(), &access)).collect();
         let c = RedisCluster {
             nodes,
             promoted: Mutex::new(HashMap::new()),
-            password: password.map(str::to_owned),
+            access,
             dir,
         };
         c.create();
@@ -175,11 +182,7 @@ impl RedisCluster {
             .arg("create")
             .args(self.nodes.iter().map(|n| format!("127.0.0.1:{}", n.port)))
             .args(["--cluster-replicas", "1", "--cluster-yes"])
-            .args(
-                self.password
-                    .iter()
-                    .flat_map(|p| ["--no-auth-warning", "-a", p]),
-            )
+            .args(self.access.cli_args())
             .output()
             .unwrap_or_else(|e| panic!("cannot run {cli} (install redis-tools): {e}"));
         assert!(
@@ -214,7 +217,17 @@ impl RedisCluster {
 
     /// The nodes' password, if started with one.
     pub fn password(&self) -> Option<&str> {
-        self.password.as_deref()
+        self.access.password.as_deref()
+    }
+
+    /// The CA and certificate its nodes were started with, if TLS.
+    pub fn tls(&self) -> Option<&Tls> {
+        self.access.tls.as_deref()
+    }
+
+    /// A client for one node (trusting the test's CA with TLS), for a plain connection.
+    pub fn node_client(&self, port: u16) -> ::redis::Client {
+        self.node(port).client()
     }
 
     /// Every node's port, killed ones too, in start order.
@@ -222,7 +235,8 @@ impl RedisCluster {
         self.nodes.iter().map(|n| n.port).collect()
     }
 
-    /// `redis://127.0.0.1:<port>` (with `:<password>@` if set) for every live node.
+    /// `redis://127.0.0.1:<port>` (`rediss://` with TLS, with `:<password>@` if set) for every
+    /// live node.
     pub fn seed_urls(&self) -> Vec<String> {
         self.live().map(Node::url).collect()
     }
@@ -456,7 +470,7 @@ impl RedisCluster {
     /// `MIGRATE 127.0.0.1 <port> "" 0 10000 REPLACE [AUTH <password>] KEYS <keys…>`.
     fn migrate(&self, port: &str, keys: &[String]) -> ::redis::Cmd {
         let mut m = cmd(&["MIGRATE", "127.0.0.1", port, "", "0", "10000", "REPLACE"]);
-        if let Some(pw) = &self.password {
+        if let Some(pw) = &self.access.password {
             m.arg("AUTH").arg(pw);
         }
         m.arg("KEYS").arg(keys);

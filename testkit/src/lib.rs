@@ -4,6 +4,8 @@
 //! [`RedisCluster`] (a real six-node Redis Cluster, three masters and three replicas, with the
 //! master kill, failover wait and slot migration a test causes), [`RedisSentinel`] (a real
 //! primary, replica and three `redis-sentinel`s, with the primary kill and failover wait),
+//! each plain or TLS only with or without passwords ([`Options`]; [`Tls`], a throwaway CA made
+//! with `openssl`),
 //! [`PusherFake`] (a strict local Pusher Channels HTTP API), [`WebhookFake`] (a local HTTP
 //! endpoint that records requests and fails on command), the W1 workload ([`w1`]) and the
 //! guards that turn a hang into a test failure. Does not own: anything herald runs in
@@ -21,15 +23,18 @@ mod node;
 pub mod pusher;
 mod redis;
 mod sentinel;
+mod tls;
 pub mod w1;
 mod webhook;
 
 use std::time::Duration;
 
 pub use cluster::RedisCluster;
+pub use node::Options;
 pub use pusher::{Action, FakeLimits, FakeRequest, PusherFake};
 pub use redis::RedisServer;
 pub use sentinel::RedisSentinel;
+pub use tls::Tls;
 pub use webhook::{WebhookFake, WebhookRequest};
 
 /// Guards every await that waits for herald to do something. It only turns a hang into a

@@ -1,18 +1,142 @@
-//! The pieces [`crate::RedisCluster`] and [`crate::RedisSentinel`] share: one Redis process of
-//! a test's own (spawned, answering `PING`, SIGKILLed on drop), a raw command to one port, and
-//! a deadline-bounded poll that fails with the processes' logs. Owns no policy of either.
+//! The pieces [`crate::RedisServer`], [`crate::RedisCluster`] and [`crate::RedisSentinel`]
+//! share: what a deployment is started with ([`Options`]) and how its servers are reached
+//! ([`Access`]: password, plain or TLS), one Redis process of a test's own (spawned, answering
+//! `PING`, SIGKILLed on drop), a raw command to one port, and a deadline-bounded poll that
+//! fails with the processes' logs. Owns no policy of any deployment.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+use crate::tls::Tls;
+
+/// What a test's Redis deployment is started with, besides its ports and files:
+/// `Options::default().password("pw").tls()`.
+#[derive(Clone, Debug, Default)]
+pub struct Options {
+    password: Option<String>,
+    tls: bool,
+}
+
+impl Options {
+    /// `requirepass` (and `masterauth`, where there are replicas) `password` on the data nodes;
+    /// every URL the deployment returns carries it.
+    pub fn password(mut self, password: &str) -> Options {
+        self.password = Some(password.to_owned());
+        self
+    }
+
+    /// TLS only (`port 0`, `tls-port`), with a throwaway CA made in the deployment's temp dir;
+    /// replication, the cluster bus and the sentinels' links over TLS too. URLs are `rediss://`.
+    pub fn tls(mut self) -> Options {
+        self.tls = true;
+        self
+    }
+
+    /// The data nodes' access, the CA generated into `dir` if TLS is asked for.
+    pub(crate) fn access(&self, dir: &Path) -> Access {
+        Access {
+            password: self.password.clone(),
+            tls: self.tls.then(|| Arc::new(Tls::generate(dir))),
+        }
+    }
+}
+
+/// How a client reaches one tier of a deployment: its password and, with TLS, the CA.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Access {
+    pub(crate) password: Option<String>,
+    pub(crate) tls: Option<Arc<Tls>>,
+}
+
+impl Access {
+    /// The same TLS with another tier's password (a sentinel's).
+    pub(crate) fn with_password(&self, password: Option<&str>) -> Access {
+        Access {
+            password: password.map(str::to_owned),
+            tls: self.tls.clone(),
+        }
+    }
+
+    /// `redis://` (`rediss://` with TLS) `127.0.0.1:<port>`, with `:<password>@` if set.
+    pub(crate) fn url(&self, port: u16) -> String {
+        let scheme = if self.tls.is_some() {
+            "rediss"
+        } else {
+            "redis"
+        };
+        match &self.password {
+            Some(p) => format!("{scheme}://:{p}@127.0.0.1:{port}"),
+            None => format!("{scheme}://127.0.0.1:{port}"),
+        }
+    }
+
+    /// A client for `port` that trusts the CA (and nothing else) with TLS.
+    pub(crate) fn client(&self, port: u16) -> ::redis::Client {
+        let url = self.url(port);
+        match &self.tls {
+            Some(t) => ::redis::Client::build_with_tls(url, t.certificates()),
+            None => ::redis::Client::open(url),
+        }
+        .expect("a valid test URL")
+    }
+
+    /// One command to `127.0.0.1:port` on a fresh connection, bounded by timeouts.
+    pub(crate) fn query<T: ::redis::FromRedisValue>(
+        &self,
+        port: u16,
+        cmd: &::redis::Cmd,
+    ) -> ::redis::RedisResult<T> {
+        let mut c = self
+            .client(port)
+            .get_connection_with_timeout(Duration::from_secs(2))?;
+        c.set_read_timeout(Some(Duration::from_secs(10)))?;
+        c.set_write_timeout(Some(Duration::from_secs(10)))?;
+        cmd.query(&mut c)
+    }
+
+    /// `(directive, value)` of a server listening on `port`: plain, or TLS only.
+    pub(crate) fn listen(&self, port: u16) -> Vec<(&'static str, String)> {
+        match &self.tls {
+            Some(t) => t.directives(port),
+            None => vec![("port", port.to_string())],
+        }
+    }
+
+    /// [`Access::listen`] as `redis-server` arguments.
+    pub(crate) fn listen_args(&self, port: u16) -> Vec<String> {
+        self.listen(port)
+            .into_iter()
+            .flat_map(|(k, v)| [format!("--{k}"), v])
+            .collect()
+    }
+
+    /// `redis-cli`'s arguments to reach this tier: TLS and the password.
+    pub(crate) fn cli_args(&self) -> Vec<String> {
+        let tls = self.tls.iter().flat_map(|t| t.cli_args());
+        let pw = self
+            .password
+            .iter()
+            .flat_map(|p| ["--no-auth-warning".to_string(), "-a".to_string(), p.clone()]);
+        tls.chain(pw).collect()
+    }
+}
 
 /// One `redis-server` / `redis-sentinel` process of a test.
 pub(crate) struct Node {
     pub(crate) port: u16,
     pub(crate) log: PathBuf,
-    password: Option<String>,
+    access: Access,
     child: Mutex<Option<Child>>,
+}
+
+/// A free loopback port (the OS's choice; the caller retries if it is taken meanwhile).
+pub(crate) fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
 }
 
 /// The data-node binary: `HERALD_REDIS_SERVER` or `redis-server`.
@@ -28,7 +152,7 @@ impl Node {
         args: &[String],
         port: u16,
         log: &Path,
-        password: Option<&str>,
+        access: &Access,
     ) -> Option<Node> {
         let child = Command::new(bin)
             .args(args)
@@ -39,7 +163,7 @@ impl Node {
         let node = Node {
             port,
             log: log.to_path_buf(),
-            password: password.map(str::to_owned),
+            access: access.clone(),
             child: Mutex::new(Some(child)),
         };
         node.wait_ping().then_some(node)
@@ -89,9 +213,14 @@ impl Node {
         }
     }
 
-    /// `redis://127.0.0.1:<port>`, with the password if it has one.
+    /// `redis://` (or `rediss://`) `127.0.0.1:<port>`, with the password if it has one.
     pub(crate) fn url(&self) -> String {
-        url(self.port, self.password.as_deref())
+        self.access.url(self.port)
+    }
+
+    /// A client for it (trusting the deployment's CA with TLS).
+    pub(crate) fn client(&self) -> ::redis::Client {
+        self.access.client(self.port)
     }
 
     /// One command on a fresh connection (a dead node is an error, never a hang).
@@ -99,7 +228,7 @@ impl Node {
         &self,
         cmd: &::redis::Cmd,
     ) -> ::redis::RedisResult<T> {
-        query(self.port, self.password.as_deref(), cmd)
+        self.access.query(self.port, cmd)
     }
 
     /// Its log file's contents.
@@ -121,27 +250,6 @@ pub(crate) fn gave_up(bin: &str, last_log: &Path) -> ! {
         "{bin} exited at start on every free port tried; last log ({}):\n{log}",
         last_log.display()
     );
-}
-
-/// `redis://127.0.0.1:<port>` or `redis://:<password>@127.0.0.1:<port>`.
-pub(crate) fn url(port: u16, password: Option<&str>) -> String {
-    match password {
-        Some(p) => format!("redis://:{p}@127.0.0.1:{port}"),
-        None => format!("redis://127.0.0.1:{port}"),
-    }
-}
-
-/// One command to `127.0.0.1:port` on a fresh connection, bounded by timeouts.
-pub(crate) fn query<T: ::redis::FromRedisValue>(
-    port: u16,
-    password: Option<&str>,
-    cmd: &::redis::Cmd,
-) -> ::redis::RedisResult<T> {
-    let client = ::redis::Client::open(url(port, password))?;
-    let mut c = client.get_connection_with_timeout(Duration::from_secs(2))?;
-    c.set_read_timeout(Some(Duration::from_secs(10)))?;
-    c.set_write_timeout(Some(Duration::from_secs(10)))?;
-    cmd.query(&mut c)
 }
 
 /// `cmd` with its arguments, for [`query`].

@@ -1,107 +1,94 @@
 //! [`RedisServer`]: a `redis-server` owned by one test: free loopback port, its own directory,
-//! killed on drop. Never port 6379, and nothing shared is ever flushed. `HERALD_REDIS_SERVER`
-//! overrides the binary.
+//! killed on drop; plain or TLS only, with or without a password ([`Options`]). Never port
+//! 6379, and nothing shared is ever flushed. `HERALD_REDIS_SERVER` overrides the binary.
 
-use std::net::TcpListener;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+
+use crate::node::{Access, Node, Options, free_port, gave_up, server_bin};
+use crate::tls::Tls;
 
 /// A running `redis-server` of one test.
 pub struct RedisServer {
-    /// Its loopback port.
+    /// Its loopback port (the TLS port when started with TLS).
     pub port: u16,
-    child: Option<Child>,
+    node: Option<Node>,
     dir: tempfile::TempDir,
     aof: bool,
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback port")
+    access: Access,
 }
 
 impl RedisServer {
     /// Starts one without persistence.
     pub fn start() -> RedisServer {
-        Self::start_opts(false)
+        Self::launch(&Options::default(), false)
     }
 
     /// With `appendonly yes`, so a restart keeps everything (DESIGN: "Redis restart with AOF").
     pub fn start_with_aof() -> RedisServer {
-        Self::start_opts(true)
+        Self::launch(&Options::default(), true)
     }
 
-    fn start_opts(aof: bool) -> RedisServer {
+    /// Started as `options` say: a password (`requirepass`), TLS only.
+    pub fn start_with(options: &Options) -> RedisServer {
+        Self::launch(options, false)
+    }
+
+    fn launch(options: &Options, aof: bool) -> RedisServer {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut s = RedisServer {
+            port: 0,
+            node: None,
+            access: options.access(dir.path()),
+            dir,
+            aof,
+        };
         for _ in 0..5 {
-            let mut s = RedisServer {
-                port: free_port(),
-                child: None,
-                dir: tempfile::tempdir().expect("temp dir"),
-                aof,
-            };
+            s.port = free_port();
             if s.spawn() {
                 return s;
             }
         }
-        panic!("could not start redis-server on a free port");
+        gave_up(&server_bin(), &s.log_path());
     }
 
+    /// Runs it on `self.port`; `false` if it exited at once (the port was taken meanwhile).
     fn spawn(&mut self) -> bool {
-        let bin = std::env::var("HERALD_REDIS_SERVER").unwrap_or_else(|_| "redis-server".into());
-        let log = self.dir.path().join("redis.log");
-        let child = Command::new(&bin)
-            .args([
-                "--port",
-                &self.port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-            ])
-            .args(["--appendonly", if self.aof { "yes" } else { "no" }])
-            .args(["--appendfsync", "always"])
-            .arg("--dir")
-            .arg(self.dir.path())
-            .arg("--logfile")
-            .arg(&log)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot run {bin} (install redis-server): {e}"));
-        self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Some(status) = self
-                .child
-                .as_mut()
-                .and_then(|c| c.try_wait().ok().flatten())
-            {
-                let _ = status;
-                self.child = None;
-                return false; // port taken meanwhile: try another
-            }
-            if let Ok(client) = ::redis::Client::open(self.url())
-                && let Ok(mut c) = client.get_connection()
-                && ::redis::cmd("PING").query::<String>(&mut c).is_ok()
-            {
-                return true;
-            }
-            std::thread::sleep(Duration::from_millis(5));
+        let mut args = self.access.listen_args(self.port);
+        args.extend(["--bind", "127.0.0.1", "--save", ""].map(String::from));
+        args.extend(["--appendonly", if self.aof { "yes" } else { "no" }].map(String::from));
+        args.extend(["--appendfsync", "always"].map(String::from));
+        if let Some(pw) = &self.access.password {
+            args.extend(["--requirepass".into(), pw.clone()]);
         }
-        panic!("redis-server did not answer PING; log: {}", self.log());
+        args.extend(["--dir".into(), self.dir.path().display().to_string()]);
+        args.extend(["--logfile".into(), self.log_path().display().to_string()]);
+        self.node = Node::spawn(
+            &server_bin(),
+            &args,
+            self.port,
+            &self.log_path(),
+            &self.access,
+        );
+        self.node.is_some()
     }
 
-    /// `redis://127.0.0.1:<port>`.
+    fn log_path(&self) -> PathBuf {
+        self.dir.path().join("redis.log")
+    }
+
+    /// `redis://127.0.0.1:<port>`; `rediss://` with TLS, `:<password>@` with a password.
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
+        self.access.url(self.port)
     }
 
-    /// A client for it.
+    /// A client for it; with TLS it trusts the test's CA and nothing else.
     pub fn client(&self) -> ::redis::Client {
-        ::redis::Client::open(self.url()).expect("valid url")
+        self.access.client(self.port)
+    }
+
+    /// The CA and certificate it was started with, if TLS.
+    pub fn tls(&self) -> Option<&Tls> {
+        self.access.tls.as_deref()
     }
 
     /// A connection to it.
@@ -121,7 +108,7 @@ impl RedisServer {
 
     /// Its log file's contents.
     pub fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("redis.log")).unwrap_or_default()
+        std::fs::read_to_string(self.log_path()).unwrap_or_default()
     }
 
     /// Its data directory.
@@ -131,10 +118,7 @@ impl RedisServer {
 
     /// Kills the server (SIGKILL), keeping its directory.
     pub fn stop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
+        self.node = None; // a Node is SIGKILLed and reaped on drop
     }
 
     /// Starts it again on the same port and directory (AOF, if on, is replayed).
@@ -145,11 +129,5 @@ impl RedisServer {
             "redis-server did not come back on port {}",
             self.port
         );
-    }
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        self.stop();
     }
 }

@@ -3,15 +3,18 @@
 //! with its own writable config in the test's temp dir, all on free loopback ports, never
 //! 6379. Waits until the replica is in sync and every sentinel knows the primary, the replica
 //! and the other two. Owns the failover a test causes (SIGKILL of the primary, the wait for the
-//! sentinels to promote the replica) and, optionally, passwords on both tiers. All five
+//! sentinels to promote the replica) and, optionally, passwords on both tiers and TLS only on
+//! both (the data nodes, their replication, the sentinels and their links). All five
 //! processes are SIGKILLed on drop. `HERALD_REDIS_SERVER` overrides the server binary,
 //! `HERALD_REDIS_SENTINEL` the sentinel's (default `redis-sentinel`).
 
-use std::net::TcpListener;
 use std::path::Path;
 use std::time::Duration;
 
-use crate::node::{Node, cmd, gave_up, info_field, logs, poll, query, server_bin};
+use crate::node::{
+    Access, Node, Options, cmd, free_port, gave_up, info_field, logs, poll, server_bin,
+};
+use crate::tls::Tls;
 
 /// How long start-up or a failover may take before the test fails.
 const SETTLE: Duration = Duration::from_secs(45);
@@ -26,40 +29,36 @@ pub struct RedisSentinel {
     /// The primary first, then the replica (as started; roles change on failover).
     data: Vec<Node>,
     sentinels: Vec<Node>,
-    data_password: Option<String>,
+    /// The data nodes' password and TLS.
+    access: Access,
     dir: tempfile::TempDir,
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback port")
-}
-
 /// `redis-server` on a free port, a replica of `primary` if given.
-fn start_data(dir: &Path, primary: Option<u16>, password: Option<&str>) -> Node {
+fn start_data(dir: &Path, primary: Option<u16>, access: &Access) -> Node {
     let mut log = dir.join("none.log");
     for _ in 0..10 {
         let port = free_port();
         log = dir.join(format!("redis-{port}.log"));
         let data = dir.join(port.to_string());
         std::fs::create_dir_all(&data).expect("data dir");
-        let mut args: Vec<String> = ["--port", &port.to_string(), "--bind", "127.0.0.1"]
-            .into_iter()
-            .chain(["--save", "", "--appendonly", "no"])
-            .chain(["--repl-diskless-sync-delay", "0"])
-            .map(String::from)
-            .collect();
+        let mut args = access.listen_args(port);
+        args.extend(
+            ["--bind", "127.0.0.1"]
+                .into_iter()
+                .chain(["--save", "", "--appendonly", "no"])
+                .chain(["--repl-diskless-sync-delay", "0"])
+                .map(String::from),
+        );
         args.extend(["--dir".into(), data.display().to_string()]);
         args.extend(["--logfile".into(), log.display().to_string()]);
         if let Some(p) = primary {
             args.extend(["--replicaof".into(), "127.0.0.1".into(), p.to_string()]);
         }
-        if let Some(pw) = password {
+        if let Some(pw) = &access.password {
             args.extend(["--requirepass", pw, "--masterauth", pw].map(String::from));
         }
-        if let Some(n) = Node::spawn(&server_bin(), &args, port, &log, password) {
+        if let Some(n) = Node::spawn(&server_bin(), &args, port, &log, access) {
             return n;
         }
     }
@@ -71,14 +70,18 @@ struct SentinelConf<'a> {
     name: &'a str,
     primary: u16,
     data_password: Option<&'a str>,
-    password: Option<&'a str>,
+    /// The sentinels' own password and TLS.
+    access: Access,
 }
 
 impl SentinelConf<'_> {
     fn text(&self, port: u16, dir: &Path, log: &Path) -> String {
         let n = self.name;
+        let listen: String = (self.access.listen(port).into_iter())
+            .map(|(k, v)| format!("{k} {v}\n"))
+            .collect();
         let mut t = format!(
-            "port {port}\nbind 127.0.0.1\ndir {}\nlogfile {}\n\
+            "{listen}bind 127.0.0.1\ndir {}\nlogfile {}\n\
              sentinel resolve-hostnames no\n\
              sentinel monitor {n} 127.0.0.1 {} 2\n\
              sentinel down-after-milliseconds {n} 1000\n\
@@ -91,7 +94,7 @@ impl SentinelConf<'_> {
         if let Some(pw) = self.data_password {
             t += &format!("sentinel auth-pass {n} {pw}\n");
         }
-        if let Some(pw) = self.password {
+        if let Some(pw) = &self.access.password {
             t += &format!("requirepass {pw}\nsentinel sentinel-pass {pw}\n");
         }
         t
@@ -118,7 +121,7 @@ fn start_sentinel(dir: &Path, conf: &SentinelConf<'_>) -> Node {
         std::fs::write(&file, conf.text(port, dir, &log)).expect("sentinel config");
         let mut args = vec![file.display().to_string()];
         args.extend(extra.iter().cloned());
-        if let Some(n) = Node::spawn(&bin, &args, port, &log, conf.password) {
+        if let Some(n) = Node::spawn(&bin, &args, port, &log, &conf.access) {
             return n;
         }
     }
@@ -128,7 +131,7 @@ fn start_sentinel(dir: &Path, conf: &SentinelConf<'_>) -> Node {
 impl RedisSentinel {
     /// Starts the five processes without passwords, monitoring the primary as `master_name`.
     pub fn start(master_name: &str) -> RedisSentinel {
-        Self::start_opts(master_name, None, None)
+        Self::start_with(master_name, &Options::default(), None)
     }
 
     /// With `requirepass`/`masterauth` `data_password` on the data nodes and `requirepass`
@@ -139,18 +142,26 @@ impl RedisSentinel {
         data_password: &str,
         sentinel_password: &str,
     ) -> RedisSentinel {
-        Self::start_opts(master_name, Some(data_password), Some(sentinel_password))
+        let data = Options::default().password(data_password);
+        Self::start_with(master_name, &data, Some(sentinel_password))
     }
 
-    fn start_opts(name: &str, data_pw: Option<&str>, sentinel_pw: Option<&str>) -> RedisSentinel {
+    /// Started as `options` say: its password on the data nodes; with TLS, both tiers TLS only
+    /// (one CA), so every URL is `rediss://`. `sentinel_password` is the sentinels' own.
+    pub fn start_with(
+        name: &str,
+        options: &Options,
+        sentinel_password: Option<&str>,
+    ) -> RedisSentinel {
         let dir = tempfile::tempdir().expect("temp dir");
-        let primary = start_data(dir.path(), None, data_pw);
-        let replica = start_data(dir.path(), Some(primary.port), data_pw);
+        let access = options.access(dir.path());
+        let primary = start_data(dir.path(), None, &access);
+        let replica = start_data(dir.path(), Some(primary.port), &access);
         let mut s = RedisSentinel {
             name: name.to_owned(),
             data: vec![primary, replica],
             sentinels: vec![],
-            data_password: data_pw.map(str::to_owned),
+            access,
             dir,
         };
         // The replica in sync first: a sentinel's first INFO of the primary then lists it.
@@ -158,12 +169,13 @@ impl RedisSentinel {
         let conf = SentinelConf {
             name,
             primary: s.data[0].port,
-            data_password: data_pw,
-            password: sentinel_pw,
+            data_password: s.access.password.as_deref(),
+            access: s.access.with_password(sentinel_password),
         };
-        s.sentinels = (0..3)
+        let sentinels = (0..3)
             .map(|_| start_sentinel(s.dir.path(), &conf))
             .collect();
+        s.sentinels = sentinels;
         s.wait_sentinels_know_all();
         s
     }
@@ -223,7 +235,8 @@ impl RedisSentinel {
         &self.name
     }
 
-    /// `redis://127.0.0.1:<port>` (with `:<password>@` if set) of every sentinel.
+    /// `redis://127.0.0.1:<port>` (`rediss://` with TLS, with `:<password>@` if set) of every
+    /// sentinel.
     pub fn sentinel_urls(&self) -> Vec<String> {
         self.sentinels.iter().map(Node::url).collect()
     }
@@ -240,12 +253,23 @@ impl RedisSentinel {
 
     /// The data nodes' password, if any.
     pub fn data_password(&self) -> Option<&str> {
-        self.data_password.as_deref()
+        self.access.password.as_deref()
     }
 
-    /// `redis://127.0.0.1:<port>` of a data node, with the data password if set.
+    /// The CA and certificate both tiers were started with, if TLS.
+    pub fn tls(&self) -> Option<&Tls> {
+        self.access.tls.as_deref()
+    }
+
+    /// A client for a data node (trusting the test's CA with TLS).
+    pub fn data_client(&self, port: u16) -> ::redis::Client {
+        self.access.client(port)
+    }
+
+    /// `redis://` (`rediss://` with TLS) `127.0.0.1:<port>` of a data node, with the data
+    /// password if set.
     pub fn data_url(&self, port: u16) -> String {
-        crate::node::url(port, self.data_password.as_deref())
+        self.access.url(port)
     }
 
     /// The primary's port as the first sentinel that answers reports it
@@ -304,8 +328,7 @@ impl RedisSentinel {
     }
 
     fn is_master(&self, port: u16) -> bool {
-        let role: Result<Vec<::redis::Value>, _> =
-            query(port, self.data_password.as_deref(), &cmd(&["ROLE"]));
+        let role: Result<Vec<::redis::Value>, _> = self.access.query(port, &cmd(&["ROLE"]));
         match role.as_deref() {
             Ok([::redis::Value::BulkString(r), ..]) => r == b"master",
             Ok([::redis::Value::SimpleString(r), ..]) => r == "master",

@@ -1,6 +1,9 @@
 //! herald on a real Redis Cluster (6 nodes: 3 masters, 3 replicas) and behind real sentinels:
-//! a master killed mid-run, a busy queue's slot migrated mid-run, a Sentinel failover, and the
-//! kill -9, SIGTERM and bad-input checks once in cluster mode.
+//! a master killed mid-run, a busy queue's slot migrated mid-run, `wait_replicas` with a
+//! replica stopped, a Sentinel failover (plain, and with passwords on both tiers configured by
+//! environment only), operator commands on a password-protected cluster. The kill -9, SIGTERM
+//! and bad-input checks run in cluster mode too, each written once over a `Deployment`
+//! (`support::deployment`) in `reliability` and `bad_input`.
 //!
 //! Producers here do what the README tells a producer on a replicated Redis to do: `WAIT` for a
 //! replica after each `LPUSH`, so a failover cannot undo a push. What herald moved and settled
@@ -12,34 +15,23 @@
 //! the cluster bus is gone for subscribers on other nodes, whatever the publisher does; the
 //! subscriber here may miss at most what was in flight at the kill.
 
-use std::collections::{HashMap, HashSet};
-use std::path::Path;
+use std::collections::HashSet;
 
-use herald::Config;
-use herald::ops::{Ops, QueueOps};
+use herald::ops::Ops;
 use herald_testkit::{RedisCluster, RedisSentinel, WebhookFake};
-use serde_json::Value;
 
-use crate::support::herald::Binary;
-use crate::support::{eventually, guard};
+use crate::support::deployment::{Deployment, cluster_section, node_conn};
+use crate::support::events::{delivered_all, distinct, envelopes, id_of};
+use crate::support::herald::{
+    Binary, Running, config_file, config_for, ops, parse_metrics, signal, webhook_listener,
+};
+use crate::support::keys;
+use crate::support::{eventually, guard, settled, settled_and_clean};
 
-/// Envelopes `e{from}..e{to}` for `queue`, each `{"i": n}` on channel `c.{n % 10}`.
-fn envelopes(from: usize, to: usize) -> Vec<String> {
-    (from..to)
-        .map(|i| {
-            format!(
-                r#"{{"id":"e{i}","event":"E","channels":["c.{}"],"data":{{"i":{i}}}}}"#,
-                i % 10
-            )
-        })
-        .collect()
-}
-
-/// Pushes onto `queue` on the node at `port` in chunks, each followed by `WAIT 1`: a replica
+/// Pushes onto `queue` on the node at `url` in chunks, each followed by `WAIT 1`: a replica
 /// holds every push before the next, as the README asks of producers on a replicated Redis.
-async fn push_replicated(port: u16, queue: &str, all: &[String]) {
-    let client = ::redis::Client::open(format!("redis://127.0.0.1:{port}")).unwrap();
-    let mut c = client.get_multiplexed_async_connection().await.unwrap();
+async fn push_replicated(url: &str, queue: &str, all: &[String]) {
+    let mut c = node_conn(url).await;
     for chunk in all.chunks(500) {
         let (_, acked): (i64, i64) = ::redis::pipe()
             .cmd("LPUSH")
@@ -55,102 +47,11 @@ async fn push_replicated(port: u16, queue: &str, all: &[String]) {
     }
 }
 
-fn id_of(json: &[u8]) -> u64 {
-    let v: Value = serde_json::from_slice(json).unwrap();
-    v["data"]["i"].as_u64().unwrap()
-}
-
-/// Waits until the webhook saw every id in `0..n` at least once; returns calls per id.
-async fn delivered_all(hook: &WebhookFake, n: usize) -> HashMap<u64, u32> {
-    let mut calls = 0;
-    loop {
-        let reqs = hook.wait_for(calls + 1).await;
-        calls = reqs.len();
-        let mut seen: HashMap<u64, u32> = HashMap::new();
-        for r in &reqs {
-            *seen.entry(id_of(&r.body)).or_default() += 1;
-        }
-        if seen.len() >= n {
-            assert!(seen.keys().all(|i| (*i as usize) < n));
-            return seen;
-        }
-    }
-}
-
-/// How many distinct ids the webhook has seen so far.
-fn distinct(hook: &WebhookFake) -> usize {
-    let ids: HashSet<u64> = hook.requests().iter().map(|r| id_of(&r.body)).collect();
-    ids.len()
-}
-
-/// A herald config file for `redis` (a `[redis]` section) serving `queues`, with fast liveness
-/// and every `E` event sent to the webhook.
-fn config_file(
-    dir: &Path,
-    redis: &str,
-    queues: &[String],
-    hook: &WebhookFake,
-    worker: &str,
-) -> String {
-    let queues: Vec<String> = queues.iter().map(|q| format!("{q:?}")).collect();
-    let text = format!(
-        "{redis}\n[worker]\nqueues = [{}]\nheartbeat_interval = \"100ms\"\nprocess_timeout = \"1s\"\npromote_interval = \"50ms\"\nblock_timeout = \"200ms\"\nshutdown_timeout = \"20s\"\n{worker}\n[metrics]\naddr = \"\"\n[retry]\ndelays = [\"50ms\"]\nmax_attempts = 50\n[listeners.hook]\ntype = \"webhook\"\nurl = \"{}\"\n[events.E]\nlisteners = [\"hook\"]\n",
-        queues.join(", "),
-        hook.url(),
-    );
-    let path = dir.join("herald.toml");
-    std::fs::write(&path, &text).unwrap();
-    path.display().to_string()
-}
-
-fn cluster_section(cluster: &RedisCluster) -> String {
-    let nodes: Vec<String> = cluster
-        .seed_urls()
-        .iter()
-        .map(|u| format!("{u:?}"))
-        .collect();
-    format!(
-        "[redis]\nmode = \"cluster\"\nnodes = [{}]",
-        nodes.join(", ")
-    )
-}
-
-/// herald's own operations API on the config file at `path`: what `herald stats` and
-/// `herald failed …` use, here in cluster or sentinel mode.
-fn ops(path: &str) -> Ops {
-    let text = std::fs::read_to_string(path).unwrap();
-    let config = Config::parse(&text, path, &|_| None).unwrap();
-    Ops::new(&config).unwrap()
-}
-
 /// Every queue settled (nothing waiting, reserved or delayed) and no dead letters.
 async fn all_settled(ops: &Ops) {
     for q in ops.queues() {
         settled_and_clean(&q).await;
     }
-}
-
-async fn settled_and_clean(q: &QueueOps) {
-    eventually("the queue to settle", || async {
-        let s = q.stats().await.ok()?;
-        (s.waiting == 0 && s.processing == 0 && s.delayed == 0).then_some(())
-    })
-    .await;
-    let failed = q.failed_list(0, 10).await.unwrap();
-    assert!(
-        failed.is_empty(),
-        "dead letters on {}: {failed:?}",
-        q.name()
-    );
-}
-
-fn still_running(b: &mut Binary) {
-    let exited = b.child.try_wait().unwrap();
-    assert!(
-        exited.is_none(),
-        "herald exited: {exited:?}\n{}",
-        b.stderr()
-    );
 }
 
 /// A `PSUBSCRIBE *` client on the node at `port`, counting distinct event ids.
@@ -198,7 +99,7 @@ async fn a_cluster_master_killed_mid_run_loses_nothing_and_both_processes_carry_
     let sub = Sub::start(cluster.master_of_key(&queues[1])).await;
     for (k, q) in queues.iter().enumerate() {
         let all = envelopes(k * PER_QUEUE, (k + 1) * PER_QUEUE);
-        push_replicated(cluster.master_of_key(q), q, &all).await;
+        push_replicated(&cluster.node_url(cluster.master_of_key(q)), q, &all).await;
     }
     let n = 3 * PER_QUEUE;
 
@@ -217,9 +118,9 @@ async fn a_cluster_master_killed_mid_run_loses_nothing_and_both_processes_carry_
 
     let seen = delivered_all(&hook, n).await;
     assert_eq!(seen.len(), n, "every event reached the webhook");
-    all_settled(&ops(&cfg)).await;
-    still_running(&mut first);
-    still_running(&mut second);
+    all_settled(&ops(&cfg, &[])).await;
+    first.assert_running();
+    second.assert_running();
     let missed = n - sub.count();
     assert!(
         missed <= 2 * 3 * 2 * 50,
@@ -243,7 +144,7 @@ async fn a_busy_queues_slot_migrated_mid_run_is_followed_and_loses_nothing() {
     );
     let from = cluster.master_of_key(&queue);
     let to = *cluster.masters().iter().find(|m| **m != from).unwrap();
-    push_replicated(from, &queue, &envelopes(0, N / 2)).await;
+    push_replicated(&cluster.node_url(from), &queue, &envelopes(0, N / 2)).await;
 
     let mut run = Binary::spawn(&["run", "--config", &cfg], &[]);
     eventually("the run to start", || async {
@@ -273,25 +174,52 @@ async fn a_busy_queues_slot_migrated_mid_run_is_followed_and_loses_nothing() {
 
     let seen = delivered_all(&hook, N).await;
     assert_eq!(seen.len(), N);
-    all_settled(&ops(&cfg)).await;
-    still_running(&mut run);
+    all_settled(&ops(&cfg, &[])).await;
+    run.assert_running();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_sentinel_failover_mid_run_is_followed_and_loses_nothing() {
-    const N: usize = 20_000;
-    let sentinel = RedisSentinel::start("herald-primary");
-    let hook = WebhookFake::start(&[]).await;
-    let dir = tempfile::tempdir().unwrap();
+/// How herald finds the primary behind `sentinel`: a `[redis]` section in its config file, or
+/// (`by_env`) nothing in the file and everything in `REDIS_*` variables, the sentinels'
+/// credentials in their URLs and the data nodes' in `REDIS_PASSWORD`.
+fn sentinel_settings(sentinel: &RedisSentinel, by_env: bool) -> (String, Vec<(&str, String)>) {
+    if by_env {
+        let mut env = vec![
+            ("REDIS_MODE", "sentinel".to_string()),
+            ("REDIS_NODES", sentinel.sentinel_env()),
+            ("REDIS_SENTINEL_MASTER", sentinel.master_name().to_string()),
+        ];
+        env.extend(
+            sentinel
+                .data_password()
+                .map(|p| ("REDIS_PASSWORD", p.to_string())),
+        );
+        return (String::new(), env);
+    }
     let nodes: Vec<String> = sentinel
         .sentinel_urls()
         .iter()
         .map(|u| format!("{u:?}"))
         .collect();
     let section = format!(
-        "[redis]\nmode = \"sentinel\"\nnodes = [{}]\nmaster_name = \"herald-primary\"",
-        nodes.join(", ")
+        "[redis]\nmode = \"sentinel\"\nnodes = [{}]\nmaster_name = {:?}",
+        nodes.join(", "),
+        sentinel.master_name()
     );
+    (section, vec![])
+}
+
+/// Two herald processes on `sentinel`'s primary, which is SIGKILLed at a random moment of a run
+/// of `n`: the sentinels promote the replica, both processes follow it, nothing is lost, and
+/// none of `secrets` shows in what they logged.
+async fn sentinel_failover_mid_run(
+    sentinel: RedisSentinel,
+    by_env: bool,
+    n: usize,
+    secrets: &[&str],
+) {
+    let hook = WebhookFake::start(&[]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (section, env) = sentinel_settings(&sentinel, by_env);
     let queues = vec!["herald:default".to_string()];
     let cfg = config_file(
         dir.path(),
@@ -301,24 +229,129 @@ async fn a_sentinel_failover_mid_run_is_followed_and_loses_nothing() {
         "concurrency = 2\nbatch_size = 50",
     );
     let old = sentinel.primary_port();
-    push_replicated(old, &queues[0], &envelopes(0, N)).await;
+    push_replicated(&sentinel.data_url(old), &queues[0], &envelopes(0, n)).await;
 
-    let mut first = Binary::spawn(&["run", "--config", &cfg], &[]);
-    let mut second = Binary::spawn(&["run", "--config", &cfg], &[]);
-    let mark = 2_000 + fastrand::usize(..(N / 2));
+    let mut first = Binary::spawn(&["run", "--config", &cfg], &env);
+    let mut second = Binary::spawn(&["run", "--config", &cfg], &env);
+    let mark = n / 10 + fastrand::usize(..(n / 2));
     eventually("the run to reach the kill mark", || async {
         (distinct(&hook) >= mark).then_some(())
     })
     .await;
     tokio::task::block_in_place(|| sentinel.kill_primary());
-    assert!(distinct(&hook) < N, "the kill came after the run finished");
+    assert!(distinct(&hook) < n, "the kill came after the run finished");
     tokio::task::block_in_place(|| sentinel.wait_failover(old));
 
-    let seen = delivered_all(&hook, N).await;
-    assert_eq!(seen.len(), N);
-    all_settled(&ops(&cfg)).await;
-    still_running(&mut first);
-    still_running(&mut second);
+    let seen = delivered_all(&hook, n).await;
+    assert_eq!(seen.len(), n);
+    all_settled(&ops(&cfg, &env)).await;
+    for run in [&mut first, &mut second] {
+        run.assert_running();
+        let log = run.stderr();
+        assert!(
+            !secrets.iter().any(|s| log.contains(s)),
+            "a secret logged:\n{log}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sentinel_failover_mid_run_is_followed_and_loses_nothing() {
+    let sentinel = RedisSentinel::start("herald-primary");
+    sentinel_failover_mid_run(sentinel, false, 20_000, &[]).await;
+}
+
+/// Both tiers protected (data nodes and sentinels, different passwords), herald configured by
+/// environment only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sentinel_failover_with_passwords_configured_by_env_is_followed_and_loses_nothing() {
+    let (data, sentinels) = ("data-pw-4b1c", "sentinel-pw-9e2d");
+    let sentinel = RedisSentinel::start_with_password("herald-primary", data, sentinels);
+    sentinel_failover_mid_run(sentinel, true, 5_000, &[data, sentinels]).await;
+}
+
+/// A process stopped with SIGSTOP, continued (SIGCONT) when this is dropped, even by a
+/// failing test.
+struct Stopped(u32);
+
+impl Stopped {
+    fn stop(pid: u32) -> Stopped {
+        signal(pid, "STOP");
+        Stopped(pid)
+    }
+}
+
+impl Drop for Stopped {
+    fn drop(&mut self) {
+        signal(self.0, "CONT");
+    }
+}
+
+/// `herald_redis_wait_short_total` of `queue` on `herald`'s `/metrics` (0 before the first).
+async fn short_waits(herald: &Running, queue: &str) -> f64 {
+    let series = format!("herald_redis_wait_short_total{{queue=\"{queue}\"}}");
+    let metrics = parse_metrics(&herald.metrics().await);
+    metrics.get(&series).copied().unwrap_or(0.0)
+}
+
+/// `wait_replicas = 1`: while the replicas are healthy every WAIT is answered in time and
+/// nothing is counted; with the queue master's replica stopped, each WAIT ends at
+/// `wait_timeout`, is counted, and herald still delivers every event.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wait_replicas_counts_short_waits_while_a_replica_is_stopped_and_delivers_everything() {
+    const HEALTHY: usize = 2_000;
+    const WHILE_STOPPED: usize = 200;
+    let d = Deployment::cluster();
+    let cluster = d.as_cluster().unwrap();
+    let hook = WebhookFake::start(&[]).await;
+    // Short enough that the stop stays brief; a replica stopped for longer than the cluster's
+    // node timeout is only flagged failed (no replica holds slots), never a master's failover.
+    let section = format!(
+        "{}\nwait_replicas = 1\nwait_timeout = \"300ms\"",
+        d.section()
+    );
+    let routes = format!(
+        "{}[events.E]\nlisteners = [\"hook\"]\n",
+        webhook_listener(&hook)
+    );
+    let config = config_for(&section, "concurrency = 2\nbatch_size = 50", &routes);
+    let herald = Running::start(config).await;
+    let q = d.queue();
+
+    d.push(&envelopes(0, HEALTHY)).await;
+    delivered_all(&hook, HEALTHY).await;
+    settled(&q).await;
+    assert_eq!(
+        short_waits(&herald, keys::QUEUE).await,
+        0.0,
+        "a WAIT came up short with every replica healthy"
+    );
+
+    let master = cluster.master_of_key(keys::QUEUE);
+    let replica = cluster.replica_of(master);
+    let (_, pid) = *cluster
+        .node_pids()
+        .iter()
+        .find(|(port, _)| *port == replica)
+        .expect("the replica's process");
+    let stopped = Stopped::stop(pid);
+    d.push(&envelopes(HEALTHY, HEALTHY + WHILE_STOPPED)).await;
+    let seen = delivered_all(&hook, HEALTHY + WHILE_STOPPED).await;
+    assert_eq!(seen.len(), HEALTHY + WHILE_STOPPED);
+    let short = short_waits(&herald, keys::QUEUE).await;
+    drop(stopped);
+    assert!(
+        short >= 1.0,
+        "no short WAIT counted with the replica stopped"
+    );
+    assert_eq!(
+        cluster.master_of_key(keys::QUEUE),
+        master,
+        "the stopped replica took its master's slots"
+    );
+
+    settled_and_clean(&q).await;
+    herald.stop().await.unwrap();
 }
 
 /// What an operator runs works on a password-protected cluster, configured by environment only
@@ -379,7 +412,7 @@ async fn operator_commands_and_bad_input_work_on_a_password_protected_cluster() 
         ),
     )
     .unwrap();
-    let ops = ops(path.path().to_str().unwrap());
+    let ops = ops(path.path().to_str().unwrap(), &[]);
     let q = ops.queue(Some(&queue));
     eventually(
         "the run to settle and dead-letter the bad envelope",
@@ -398,5 +431,5 @@ async fn operator_commands_and_bad_input_work_on_a_password_protected_cluster() 
         out.contains(&queue) && out.contains("1 live process"),
         "{out}"
     );
-    still_running(&mut run);
+    run.assert_running();
 }

@@ -7,6 +7,9 @@
 //! - app → herald → laravel-echo-server → Laravel Echo (socket.io) on a private channel, and
 //!   app → herald → soketi → Laravel Echo (pusher-js) on private, presence and encrypted
 //!   channels, every one authorized by the driver at the app's `/broadcasting/auth`;
+//! - a multi-tenant app: two tenants' events, each naming its Pusher app (the event's
+//!   `broadcastApp()` or the app's `Herald::resolveAppUsing()`), through one multi-app
+//!   connection (`apps = "redis"`) to the strict fake, each reaching only its own app;
 //! - the README's Python (redis-py) and Node (ioredis) producer snippets, run for real.
 //!
 //! PHP, the framework and phpredis are installed by `./scripts/test`; without them these tests
@@ -23,8 +26,8 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use crate::support::herald::{Running, config};
 use crate::support::peers::{self, NodeScript, Soketi};
 use crate::support::subscriber::Subscriber;
-use crate::support::{eventually, guard};
-use herald_testkit::RedisServer;
+use crate::support::{eventually, guard, keys};
+use herald_testkit::{PusherFake, RedisServer};
 
 /// Laravel 8's default `database.redis.options.prefix`; herald runs with the same one.
 const PREFIX: &str = "laravel_database_";
@@ -736,6 +739,95 @@ async fn pusher_js_receives_through_soketi_on_private_presence_and_encrypted_cha
     alice.finish().await;
     bob.finish().await;
     drop(soketi);
+}
+
+/// The tenants of the multi-app test: the app's name (the envelope's `app`, the field of the
+/// apps hash) and its Pusher app's id, key and secret at the fake.
+const TENANTS: [(&str, &str, &str, &str); 2] = [
+    ("acme", "acme-id", "acme-key", "acme-secret"),
+    ("beta", "beta-id", "beta-key", "beta-secret"),
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_tenants_laravel_events_reach_only_its_pusher_app_on_one_multi_app_connection() {
+    let redis = RedisServer::start();
+    let (_, id, key, secret) = TENANTS[0];
+    let fake = PusherFake::start_with(id, key, secret).await.unwrap();
+    for (app, app_id, key, secret) in TENANTS {
+        fake.add_app(app_id, key, secret);
+        let _: () = ::redis::cmd("HSET")
+            .arg(format!("{PREFIX}{}", keys::pusher_apps("tenants")))
+            .arg(app)
+            .arg(json!({"app_id": app_id, "key": key, "secret": secret}).to_string())
+            .query_async(&mut redis.conn().await)
+            .await
+            .unwrap();
+    }
+    // (text, the event's broadcastApp(), the request's X-Tenant for the app's resolver, the
+    // app it must reach): the event's own answer, the resolver's, and the event's winning.
+    let cases = [
+        ("acme's own", Some("acme"), None, "acme"),
+        ("beta's own", Some("beta"), None, "beta"),
+        ("beta by its request", None, Some("beta"), "beta"),
+        ("acme over its request", Some("acme"), Some("beta"), "acme"),
+    ];
+    let events: Vec<Value> = cases
+        .iter()
+        .map(|(text, app, x_tenant, _)| json!({"text": text, "app": app, "x_tenant": x_tenant}))
+        .collect();
+    let app = App::new(&redis).await;
+    app.artisan(&["herald:tenants", &Value::from(events).to_string()], &[])
+        .await;
+    let want: BTreeMap<String, &str> = cases
+        .iter()
+        .map(|(text, _, _, app)| (text.to_string(), *app))
+        .collect();
+    let envelopes = envelopes_on_the_lists(&redis).await;
+    let named: BTreeMap<String, &str> = envelopes
+        .iter()
+        .map(|e| {
+            let text = e["data"]["text"].as_str().unwrap().to_string();
+            (
+                text,
+                e["app"].as_str().unwrap_or_else(|| panic!("no app: {e}")),
+            )
+        })
+        .collect();
+    assert_eq!(named, want, "the envelopes' apps");
+
+    let herald = Running::start(herald_config(
+        &redis,
+        &format!(
+            "[broadcasting]\ndefault = [\"tenants\"]\n[broadcasting.connections.tenants]\n\
+             driver = \"pusher\"\napps = \"redis\"\nhost = \"127.0.0.1\"\nport = {}\n\
+             scheme = \"http\"\n",
+            fake.addr.port()
+        ),
+    ))
+    .await;
+    let received = guard(
+        "every tenant event at the fake",
+        fake.wait_for_events(cases.len()),
+    )
+    .await;
+    settled_without_dead_letters(&redis).await;
+    herald.stop().await.unwrap();
+
+    // Each event reached its app's /apps/<app_id>/ path, in a request the fake verified with
+    // that app's secret alone.
+    let app_ids: BTreeMap<&str, &str> = TENANTS.iter().map(|t| (t.0, t.1)).collect();
+    let mut reached: BTreeMap<String, &str> = BTreeMap::new();
+    for e in &received {
+        assert_eq!(e.channel, "tenant-news", "{e:?}");
+        let data: Value = serde_json::from_str(&e.data).unwrap();
+        let text = data["text"].as_str().unwrap().to_string();
+        let app = want[&text];
+        assert_eq!(e.app_id, app_ids[app], "{text} reached another app: {e:?}");
+        assert!(reached.insert(text, app).is_none(), "twice: {e:?}");
+    }
+    assert_eq!(reached, want);
+    let requests = fake.requests();
+    assert!(requests.iter().all(|r| r.status == 200), "{requests:?}");
 }
 
 /// Code blocks fenced as ```<lang> producer in the README.

@@ -2,7 +2,7 @@
 
 mod support;
 
-/// Bad input is dead-lettered with a reason; the worker keeps serving.
+/// Bad input is dead-lettered with a reason; the worker keeps serving (also on a cluster).
 mod bad_input;
 /// `herald bench` runs and reports.
 mod bench;
@@ -10,7 +10,7 @@ mod bench;
 mod broadcast;
 /// The command line: enqueue, stats, failed, migrate, check-config.
 mod cli;
-/// Redis Cluster and Sentinel: failover, slot migration, nothing lost.
+/// Redis Cluster and Sentinel: failover, slot migration, `wait_replicas`, passwords, nothing lost.
 mod cluster;
 /// The admin API behind the dashboard: numbers, actions, pages, who may call it.
 mod dashboard;
@@ -31,9 +31,11 @@ mod pusher_apps;
 /// The Pusher broadcaster at production scale: request-size budgets, servers that close after
 /// every answer, byte-identical encrypted retries.
 mod pusher_scale;
-/// kill -9, SIGTERM, two processes, poison messages, Redis restarts.
+/// kill -9 and SIGTERM (also on a cluster), two processes, poison messages, Redis restarts.
 mod reliability;
 /// Per-delivery retries, dead letters and `herald failed retry`.
 mod retries;
 /// The envelope JSON Schema and the README's examples.
 mod schema;
+/// `rediss://` in every mode against TLS-only servers; a wrong trust root fails clearly.
+mod tls;

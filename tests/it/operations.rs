@@ -1,30 +1,16 @@
 //! What operators rely on: exact counters, a clean exposition, readiness that follows Redis, and a
 //! real Prometheus scraping herald.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::support::Recorder;
-use crate::support::herald::{Running, config};
+use crate::support::herald::{Running, config, parse_metrics};
 use crate::support::keys;
 use herald_testkit::RedisServer;
 use herald_testkit::WebhookFake as Fake;
-
-/// Parses the text exposition into `series → value` (series as printed, labels included).
-fn parse_metrics(text: &str) -> HashMap<String, f64> {
-    let mut out = HashMap::new();
-    for line in text
-        .lines()
-        .filter(|l| !l.starts_with('#') && !l.is_empty())
-    {
-        let (series, value) = line.rsplit_once(' ').expect("series value");
-        let dup = out.insert(series.to_string(), value.parse().expect("a number"));
-        assert!(dup.is_none(), "series {series} exposed twice");
-    }
-    out
-}
 
 fn promtool() -> &'static str {
     assert!(

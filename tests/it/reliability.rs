@@ -1,4 +1,9 @@
-use std::collections::{HashMap, HashSet};
+//! What a herald process's death or shutdown costs: kill -9 and SIGTERM mid-run (on one
+//! `redis-server` and on a Redis Cluster), two processes on one queue, poison messages, the
+//! shutdown timeout, a Redis restart. Not failures of Redis itself on a cluster or behind
+//! Sentinel (`cluster`).
+
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
@@ -6,50 +11,24 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 use herald::delivery::DeliveryResult;
 use herald::listeners::{Event, Listener};
-use serde_json::Value;
+use herald_testkit::{RedisServer, WebhookFake};
 
 use crate::support::Recorder;
-use crate::support::herald::{Binary, Running, config};
+use crate::support::deployment::Deployment;
+use crate::support::events::{calls_per_id, delivered_all, envelopes, id_of};
+use crate::support::herald::{Binary, Running, config, config_file};
 use crate::support::keys;
 use crate::support::queue;
 use crate::support::subscriber::Subscriber;
-use herald_testkit::RedisServer;
 
 /// `n` envelopes with ids `e0..`, pushed in order.
 async fn preload(redis: &RedisServer, n: usize) {
-    let all: Vec<String> = (0..n)
-        .map(|i| {
-            format!(
-                r#"{{"id":"e{i}","event":"E","channels":["c.{}"],"data":{{"i":{i}}}}}"#,
-                i % 10
-            )
-        })
-        .collect();
-    crate::support::push(redis, &all).await;
-}
-
-fn id_of(payload: &str) -> u64 {
-    let v: Value = serde_json::from_str(payload).unwrap();
-    v["data"]["i"].as_u64().unwrap()
-}
-
-/// A config file for the binary, with fast liveness so a second process reaps the first quickly.
-fn config_file(dir: &std::path::Path, redis: &RedisServer, worker: &str) -> String {
-    let path = dir.join("herald.toml");
-    std::fs::write(
-        &path,
-        format!(
-            "[redis]\nurl = \"{}\"\n[worker]\nheartbeat_interval = \"100ms\"\nprocess_timeout = \"1s\"\npromote_interval = \"50ms\"\nblock_timeout = \"200ms\"\n{worker}\n[metrics]\naddr = \"\"\n",
-            redis.url()
-        ),
-    )
-    .unwrap();
-    path.display().to_string()
+    crate::support::push(redis, &envelopes(0, n)).await;
 }
 
 /// Every id in the processing lists right now (what a killed process held).
-async fn in_flight_ids(redis: &RedisServer) -> HashSet<u64> {
-    let mut c = redis.conn().await;
+async fn in_flight_ids(d: &Deployment) -> HashSet<u64> {
+    let mut c = d.conn_for(keys::WORKERS).await;
     let lists: Vec<String> = ::redis::cmd("SMEMBERS")
         .arg(keys::WORKERS)
         .query_async(&mut c)
@@ -64,101 +43,108 @@ async fn in_flight_ids(redis: &RedisServer) -> HashSet<u64> {
             .query_async(&mut c)
             .await
             .unwrap();
-        ids.extend(items.iter().map(|s| id_of(s)));
+        ids.extend(items.iter().map(id_of));
     }
     ids
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn kill_9_mid_run_loses_nothing_and_duplicates_only_the_killed_batches() {
-    const N: usize = 20_000;
-    let redis = RedisServer::start();
+/// `herald run` on `d`, its `E` events sent to `hook`, with `worker` settings; the file is in
+/// `dir`.
+fn binary_config(
+    d: &Deployment,
+    dir: &tempfile::TempDir,
+    hook: &WebhookFake,
+    worker: &str,
+) -> String {
+    let queues = [keys::QUEUE.to_string()];
+    config_file(dir.path(), &d.section(), &queues, hook, worker)
+}
+
+/// `<cmd> key` (a size: `SCARD`, `ZCARD`) on the node serving `key`.
+async fn size(d: &Deployment, cmd: &str, key: &str) -> i64 {
+    ::redis::cmd(cmd)
+        .arg(key)
+        .query_async(&mut d.conn_for(key).await)
+        .await
+        .unwrap()
+}
+
+/// How many envelopes wait in `herald:default`, on `c` (a connection to its node).
+async fn waiting(c: &mut ::redis::aio::MultiplexedConnection) -> i64 {
+    ::redis::cmd("LLEN")
+        .arg(keys::QUEUE)
+        .query_async(c)
+        .await
+        .unwrap()
+}
+
+/// One process killed with SIGKILL at a random moment of a run of `n`, a second one started
+/// after: every event delivered, only what the dead one held delivered twice, nothing left.
+async fn kill_9_mid_run(d: Deployment, n: usize) {
+    const TASKS: usize = 4;
+    const BATCH: usize = 100;
+    let hook = WebhookFake::start(&[]).await;
     let dir = tempfile::tempdir().unwrap();
-    let cfg = config_file(dir.path(), &redis, "concurrency = 4\nbatch_size = 100");
-    let mut sub = Subscriber::psubscribe(&redis, "*").await;
-    preload(&redis, N).await;
+    let worker = format!("concurrency = {TASKS}\nbatch_size = {BATCH}");
+    let cfg = binary_config(&d, &dir, &hook, &worker);
+    d.push(&envelopes(0, n)).await;
 
     // Kill when the backlog falls below a random mark: a random moment of the run.
-    let mark = 2_000 + fastrand::i64(0..16_000);
+    let mark = (n / 10 + fastrand::usize(..n * 8 / 10)) as i64;
     let mut first = Binary::spawn(&["run", "--config", &cfg], &[]);
-    let mut c = redis.conn().await;
+    let mut c = d.conn_for(keys::QUEUE).await;
     crate::support::eventually("the run to reach the kill mark", || {
         let mut c = c.clone();
-        async move {
-            let waiting: i64 = ::redis::cmd("LLEN")
-                .arg(keys::QUEUE)
-                .query_async(&mut c)
-                .await
-                .unwrap();
-            (waiting <= mark).then_some(())
-        }
+        async move { (waiting(&mut c).await <= mark).then_some(()) }
     })
     .await;
     first.kill9();
     // What the dead process held: the only envelopes allowed to arrive twice.
-    let held = in_flight_ids(&redis).await;
-    let waiting: i64 = ::redis::cmd("LLEN")
-        .arg(keys::QUEUE)
-        .query_async(&mut c)
-        .await
-        .unwrap();
+    let held = in_flight_ids(&d).await;
     assert!(
-        waiting > 0 || !held.is_empty(),
+        waiting(&mut c).await > 0 || !held.is_empty(),
         "the kill came after the run finished; nothing was tested"
     );
-    let mut seen: HashMap<u64, u32> = HashMap::new();
-    for (_, p) in sub.rest().await {
-        *seen.entry(id_of(&p)).or_default() += 1;
-    }
-
-    let _second = Binary::spawn(&["run", "--config", &cfg], &[]);
-    while seen.len() < N {
-        for (_, p) in sub.take(1).await {
-            *seen.entry(id_of(&p)).or_default() += 1;
-        }
-    }
-    let dups: Vec<u64> = seen
-        .iter()
-        .filter(|(_, n)| **n > 1)
-        .map(|(id, _)| *id)
-        .collect();
-    for id in &dups {
-        assert!(
-            held.contains(id),
-            "e{id} was delivered twice but was not in a killed batch"
-        );
-    }
-    assert!(seen.values().all(|n| *n <= 2));
     assert!(
-        held.len() <= 4 * 100,
+        held.len() <= TASKS * BATCH,
         "at most one batch per task was in flight"
     );
-    // Nothing left anywhere once the second process has caught up.
-    let q = queue(&redis);
-    crate::support::settled(&q).await;
-    assert!(q.failed_list(0, 1).await.unwrap().is_empty());
+
+    let _second = Binary::spawn(&["run", "--config", &cfg], &[]);
+    delivered_all(&hook, n).await;
+    // Nothing left anywhere once the second process has caught up; then every call is in.
+    crate::support::settled_and_clean(&d.queue()).await;
+    let seen = calls_per_id(&hook);
+    assert_eq!(seen.len(), n);
+    for (id, calls) in &seen {
+        assert!(
+            *calls == 1 || held.contains(id),
+            "e{id} was delivered {calls} times but was not in a killed batch"
+        );
+        assert!(*calls <= 2, "e{id} was delivered {calls} times");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sigterm_mid_run_exits_0_loses_nothing_and_leaves_no_processing_list() {
-    const N: usize = 20_000;
-    let redis = RedisServer::start();
+async fn kill_9_mid_run_loses_nothing_and_duplicates_only_the_killed_batches() {
+    kill_9_mid_run(Deployment::standalone(), 20_000).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_mid_run_on_a_cluster_loses_nothing_and_duplicates_only_the_killed_batches() {
+    kill_9_mid_run(Deployment::cluster(), 5_000).await;
+}
+
+/// SIGTERM at a random moment of a run of `n`: exit 0 after the drain, every event either
+/// delivered once or back in the queue, no processing list, worker set or process left.
+async fn sigterm_mid_run(d: Deployment, n: usize) {
+    let hook = WebhookFake::start(&[]).await;
     let dir = tempfile::tempdir().unwrap();
-    let cfg = config_file(
-        dir.path(),
-        &redis,
-        "concurrency = 4\nshutdown_timeout = \"20s\"",
-    );
-    let mut sub = Subscriber::psubscribe(&redis, "*").await;
-    preload(&redis, N).await;
+    let cfg = binary_config(&d, &dir, &hook, "concurrency = 4");
+    d.push(&envelopes(0, n)).await;
 
     let run = Binary::spawn(&["run", "--config", &cfg], &[]);
-    let mut seen: HashSet<u64> = sub
-        .take(1_000 + fastrand::usize(..8_000))
-        .await
-        .iter()
-        .map(|(_, p)| id_of(p))
-        .collect();
+    hook.wait_for(n / 20 + fastrand::usize(..n * 4 / 10)).await;
     run.signal("TERM");
     let (status, stderr) = run.wait().await;
     assert!(status.success(), "exit {status:?}: {stderr}");
@@ -167,18 +153,13 @@ async fn sigterm_mid_run_exits_0_loses_nothing_and_leaves_no_processing_list() {
         "drain hit the timeout: {stderr}"
     );
 
-    // Everything published before exit: read up to a barrier.
-    let mut c = redis.conn().await;
-    let mut received = seen.len();
-    for (_, p) in sub.rest().await {
-        seen.insert(id_of(&p));
-        received += 1;
-    }
-    assert_eq!(
-        received,
-        seen.len(),
+    // herald settles a batch only once its webhook calls were answered, so every call is in.
+    let seen = calls_per_id(&hook);
+    assert!(
+        seen.values().all(|c| *c == 1),
         "a clean shutdown delivers nothing twice"
     );
+    let mut c = d.conn_for(keys::QUEUE).await;
     let waiting: Vec<String> = ::redis::cmd("LRANGE")
         .arg(keys::QUEUE)
         .arg(0)
@@ -186,31 +167,31 @@ async fn sigterm_mid_run_exits_0_loses_nothing_and_leaves_no_processing_list() {
         .query_async(&mut c)
         .await
         .unwrap();
-    let left: HashSet<u64> = waiting.iter().map(|s| id_of(s)).collect();
-    assert!(seen.is_disjoint(&left));
+    let left: HashSet<u64> = waiting.iter().map(id_of).collect();
+    assert!(seen.keys().all(|id| !left.contains(id)));
     assert_eq!(
         seen.len() + left.len(),
-        N,
+        n,
         "every envelope is either delivered or back in the queue"
     );
-    let lists: Vec<String> = ::redis::cmd("KEYS")
-        .arg("*processing*")
-        .query_async(&mut c)
-        .await
-        .unwrap();
+    let lists = d.keys("*processing*").await;
     assert!(lists.is_empty(), "processing lists left: {lists:?}");
-    let workers: i64 = ::redis::cmd("SCARD")
-        .arg(keys::WORKERS)
-        .query_async(&mut c)
-        .await
-        .unwrap();
-    assert_eq!(workers, 0);
-    let live: i64 = ::redis::cmd("ZCARD")
-        .arg(keys::PROCESSES)
-        .query_async(&mut c)
-        .await
-        .unwrap();
-    assert_eq!(live, 0, "a clean exit deregisters the process");
+    assert_eq!(size(&d, "SCARD", keys::WORKERS).await, 0);
+    assert_eq!(
+        size(&d, "ZCARD", keys::PROCESSES).await,
+        0,
+        "a clean exit deregisters the process"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_mid_run_exits_0_loses_nothing_and_leaves_no_processing_list() {
+    sigterm_mid_run(Deployment::standalone(), 20_000).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_mid_run_on_a_cluster_exits_0_loses_nothing_and_leaves_no_processing_list() {
+    sigterm_mid_run(Deployment::cluster(), 5_000).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -332,7 +313,7 @@ async fn work_unfinished_at_the_shutdown_timeout_goes_back_to_the_queue() {
         .query_async(&mut c)
         .await
         .unwrap();
-    let order: Vec<u64> = items.iter().rev().map(|s| id_of(s)).collect();
+    let order: Vec<u64> = items.iter().rev().map(id_of).collect();
     assert_eq!(order, [0, 1, 2, 3, 4]);
     assert!(items.iter().all(|s| !s.contains("attempts")));
 }

@@ -12,10 +12,17 @@ use Illuminate\Support\Str;
  * `"final_payload": true`: herald publishes it unchanged (Redis: `{"event","data","socket"}`, as
  * RedisBroadcaster does; Pusher: without its `socket` member, as PusherBroadcaster does).
  * `socket` is the payload's `socket` member, the value both of Laravel's broadcasters pull out
- * of it.
+ * of it. `app` names the Pusher app of herald's multi-app connections (`apps = "redis"` or
+ * `apps_dir`); the envelope has it only when the event has one.
  */
 class Envelope
 {
+    /**
+     * What herald takes as an app name: config/envelope.schema.json's `app` pattern (a test
+     * checks the two are the same text).
+     */
+    const APP_PATTERN = '^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,99}$';
+
     /**
      * The envelope's JSON text.
      *
@@ -26,13 +33,15 @@ class Envelope
      * @param  string[]  $channels  channel names, unprefixed (herald adds its prefix)
      * @param  string[]|null  $connections  herald connections instead of herald's defaults
      * @param  int|null  $maxAttempts  the event's `$tries`
+     * @param  string|null  $app  the event's app, already checked by {@see appProblem}
      */
     public static function encode(
         string $event,
         array $channels,
         array $payload,
         ?array $connections = null,
-        ?int $maxAttempts = null
+        ?int $maxAttempts = null,
+        ?string $app = null
     ): string {
         $envelope = [
             'id' => (string) Str::uuid(),
@@ -50,6 +59,10 @@ class Envelope
 
         if ($maxAttempts !== null && $maxAttempts >= 1) {
             $envelope['max_attempts'] = $maxAttempts;
+        }
+
+        if ($app !== null) {
+            $envelope['app'] = $app;
         }
 
         try {
@@ -75,5 +88,29 @@ class Envelope
         $socket = $payload['socket'] ?? null;
 
         return is_scalar($socket) ? (string) $socket : null;
+    }
+
+    /**
+     * Why `$app` cannot be an envelope's `app`, or null when it can: herald dead-letters an
+     * envelope whose `app` breaks {@see APP_PATTERN} (`invalid_field`), so the driver refuses it
+     * before anything is pushed.
+     *
+     * @param  mixed  $app
+     */
+    public static function appProblem($app): ?string
+    {
+        if (is_string($app) && preg_match('/'.self::APP_PATTERN.'/D', $app)) {
+            return null;
+        }
+
+        if ($app === '') {
+            $what = 'an empty string';
+        } elseif (is_string($app)) {
+            $what = 'the string '.json_encode($app, JSON_UNESCAPED_SLASHES | JSON_UNESCAPED_UNICODE | JSON_INVALID_UTF8_SUBSTITUTE);
+        } else {
+            $what = get_debug_type($app).(is_scalar($app) ? ' '.var_export($app, true) : (is_object($app) ? ' object' : ''));
+        }
+
+        return 'an app must be a string of 1 to 100 characters A-Z a-z 0-9 - _ . not starting with ".", not '.$what;
     }
 }

@@ -3,6 +3,7 @@
 namespace Herald\Laravel;
 
 use Illuminate\Broadcasting\BroadcastEvent;
+use Illuminate\Broadcasting\BroadcastException;
 use Illuminate\Broadcasting\BroadcastManager;
 use Illuminate\Bus\UniqueLock;
 use Illuminate\Contracts\Broadcasting\ShouldBroadcastNow;
@@ -24,9 +25,17 @@ use Illuminate\Database\Eloquent\ModelNotFoundException;
  * broadcasters. So names (`broadcastAs`, enums on 13), channels, the payload (`broadcastWith`
  * plus `socket`, or the public properties with Arrayables as arrays and without
  * `broadcastQueue`) and 11+'s per-connection channels and payloads are the running version's.
+ *
+ * The Pusher app of herald's multi-app connections (the envelope's `app`) is the one thing the
+ * driver asks for itself, at dispatch: the event's `broadcastApp()`, else the application's
+ * resolver ({@see resolveAppUsing}), else the herald connection's `app` setting; none of them
+ * answering means no `app` member.
  */
 class HeraldBroadcastManager extends BroadcastManager
 {
+    /** @var callable|null the application's app for events whose broadcastApp() gives none */
+    protected $appResolver;
+
     /**
      * A HeraldBroadcastManager in place of `$manager`, keeping its drivers and custom creators.
      *
@@ -67,10 +76,11 @@ class HeraldBroadcastManager extends BroadcastManager
 
         $send = $now
             ? function () use ($event, $primary) {
-                $this->sendToHerald(new BroadcastEvent(clone $event), $primary, $this->laravelQueue($event));
+                $app = $this->eventApp($event);
+                $this->sendToHerald(new BroadcastEvent(clone $event), $primary, $this->laravelQueue($event), $app);
             }
             : function () use ($event, $primary) {
-                $this->queueForHerald($event, $primary);
+                $this->queueForHerald($event, $primary, $this->eventApp($event));
             };
 
         // ShouldRescue (12+): failures are reported, not thrown, as Laravel does for them.
@@ -84,8 +94,10 @@ class HeraldBroadcastManager extends BroadcastManager
     /**
      * What Laravel's queue does with a queued broadcast: the unique lock (9+), the job
      * serialized at dispatch, pushed now or after the transaction commits.
+     *
+     * @param  string|null  $app  the event's app, asked at dispatch ({@see eventApp})
      */
-    protected function queueForHerald($event, string $primary): void
+    protected function queueForHerald($event, string $primary, ?string $app): void
     {
         $queue = $this->laravelQueue($event);
         $job = new BroadcastEvent(clone $event);
@@ -107,7 +119,7 @@ class HeraldBroadcastManager extends BroadcastManager
         $serialized = serialize(clone $job);
         $deleteWhenMissingModels = ! empty($job->deleteWhenMissingModels);
 
-        $push = function () use ($serialized, $primary, $queue, $unique, $job, $deleteWhenMissingModels) {
+        $push = function () use ($serialized, $primary, $queue, $app, $unique, $job, $deleteWhenMissingModels) {
             try {
                 try {
                     $restored = unserialize($serialized);
@@ -121,7 +133,7 @@ class HeraldBroadcastManager extends BroadcastManager
                     return;
                 }
 
-                $this->sendToHerald($restored, $primary, $queue);
+                $this->sendToHerald($restored, $primary, $queue, $app);
             } finally {
                 if ($unique) {
                     $this->releaseUniqueLock($job);
@@ -146,11 +158,12 @@ class HeraldBroadcastManager extends BroadcastManager
     }
 
     /**
-     * Runs the job's own handle() against a recorder and pushes the envelopes.
+     * Runs the job's own handle() against a recorder and pushes the envelopes: every envelope
+     * has `$app`, else its herald connection's `app` setting.
      *
      * @param  \Illuminate\Broadcasting\BroadcastEvent  $job
      */
-    protected function sendToHerald($job, string $primary, ?string $laravelQueue): void
+    protected function sendToHerald($job, string $primary, ?string $laravelQueue, ?string $app): void
     {
         $recorder = new Recorder;
         $job->handle($recorder);
@@ -183,20 +196,75 @@ class HeraldBroadcastManager extends BroadcastManager
         $tries = isset($job->tries) && is_int($job->tries) ? $job->tries : null;
         $byTarget = [];
 
+        // Every envelope encoded before the first push, so an encoding failure pushes nothing.
         foreach ($groups as $group) {
-            $byTarget[$group['target']][] = [$group['name'], Envelope::encode(
-                $group['name'], $group['channels'], $group['payload'], $group['via'] ?: null, $tries
-            )];
-        }
-
-        foreach ($byTarget as $target => $envelopes) {
-            $broadcaster = $this->connection($target);
-            $broadcaster->push(
-                $broadcaster->queueFor($laravelQueue),
-                array_column($envelopes, 1),
-                $envelopes[0][0]
+            $target = $group['target'];
+            $byTarget[$target] = $byTarget[$target] ?? ['broadcaster' => $this->connection($target), 'name' => $group['name'], 'envelopes' => []];
+            $byTarget[$target]['envelopes'][] = Envelope::encode(
+                $group['name'], $group['channels'], $group['payload'], $group['via'] ?: null, $tries,
+                $app ?? $byTarget[$target]['broadcaster']->app()
             );
         }
+
+        foreach ($byTarget as ['broadcaster' => $broadcaster, 'name' => $name, 'envelopes' => $envelopes]) {
+            $broadcaster->push($broadcaster->queueFor($laravelQueue), $envelopes, $name);
+        }
+    }
+
+    /**
+     * The application's answer to "which Pusher app" for every event whose own broadcastApp()
+     * gives none (or null: no resolver). It is called at dispatch with the event object (a
+     * model broadcast's BroadcastableModelEventOccurred, a notification's
+     * BroadcastNotificationCreated, ...) and answers an app name, or null for none.
+     *
+     * @param  callable|null  $resolver  fn (object $event): ?string
+     * @return $this
+     */
+    public function resolveAppUsing(?callable $resolver)
+    {
+        $this->appResolver = $resolver;
+
+        return $this;
+    }
+
+    /**
+     * The event's app: its broadcastApp(), else the resolver's answer; null when neither names
+     * one (then the herald connection's `app` setting applies). An answer herald would not take
+     * is an exception here, at dispatch, before anything is pushed.
+     *
+     * @throws \Illuminate\Broadcasting\BroadcastException
+     */
+    protected function eventApp($event): ?string
+    {
+        $answers = [
+            'its broadcastApp()' => function () use ($event) {
+                return is_object($event) && method_exists($event, 'broadcastApp') ? $event->broadcastApp() : null;
+            },
+            'the resolver given to Herald::resolveAppUsing()' => function () use ($event) {
+                return $this->appResolver === null ? null : ($this->appResolver)($event);
+            },
+        ];
+
+        foreach ($answers as $source => $answer) {
+            $app = $answer();
+
+            if ($app === null) {
+                continue;
+            }
+
+            if (($problem = Envelope::appProblem($app)) !== null) {
+                throw new BroadcastException(sprintf(
+                    'Herald error: %s was not broadcast: the app %s answered is refused: %s.',
+                    is_object($event) ? get_class($event) : (string) $event,
+                    $source,
+                    $problem
+                ));
+            }
+
+            return $app;
+        }
+
+        return null;
     }
 
     /**

@@ -27,6 +27,8 @@ use Symfony\Component\HttpKernel\Exception\AccessDeniedHttpException;
  *   auth        'pusher' or 'redis' (default: 'pusher' when key and secret are set, else 'redis')
  *   key, secret the Pusher app's key and secret, for `auth` => 'pusher'
  *   encryption_master_key_base64  for private-encrypted-* channels (or options.encryption_master_key_base64)
+ *   app         optional: the Pusher app of herald's multi-app connections for every event this
+ *               connection sends that names none itself ({@see HeraldBroadcastManager::resolveAppUsing})
  */
 class HeraldBroadcaster extends Broadcaster
 {
@@ -53,6 +55,10 @@ class HeraldBroadcaster extends Broadcaster
         $this->config = $config;
         $this->name = $name;
         $this->prefix = $prefix;
+
+        if (isset($config['app']) && ($problem = Envelope::appProblem($config['app'])) !== null) {
+            throw new InvalidArgumentException("Broadcast connection [{$name}]: app: {$problem}.");
+        }
 
         $mode = $this->authMode();
 
@@ -96,6 +102,14 @@ class HeraldBroadcaster extends Broadcaster
         return $this->name;
     }
 
+    /**
+     * The connection's `app` setting: the app of events that name none themselves.
+     */
+    public function app(): ?string
+    {
+        return isset($this->config['app']) ? (string) $this->config['app'] : null;
+    }
+
     public function redisConnection(): string
     {
         return (string) ($this->config['connection'] ?? 'default');
@@ -118,7 +132,8 @@ class HeraldBroadcaster extends Broadcaster
     }
 
     /**
-     * Broadcast the given event: one envelope on the default queue.
+     * Broadcast the given event: one envelope on the default queue, with the connection's
+     * `app` (there is no event object here to ask).
      *
      * The manager sends queued and immediate events itself ({@see HeraldBroadcastManager}); this
      * is the path of a BroadcastEvent job run by a Laravel worker (one queued before the switch)
@@ -131,7 +146,7 @@ class HeraldBroadcaster extends Broadcaster
         }
 
         $this->push($this->queueFor(null), [
-            Envelope::encode((string) $event, $this->formatChannels($channels), $payload),
+            Envelope::encode((string) $event, $this->formatChannels($channels), $payload, null, null, $this->app()),
         ], (string) $event);
     }
 

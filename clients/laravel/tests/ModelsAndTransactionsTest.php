@@ -2,12 +2,14 @@
 
 namespace Herald\Laravel\Tests;
 
+use Herald\Laravel\Herald;
 use Herald\Laravel\Tests\Fixtures\CommittedPost;
 use Herald\Laravel\Tests\Fixtures\PlainEvent;
 use Herald\Laravel\Tests\Fixtures\Post;
 use Herald\Laravel\Tests\Fixtures\Routed;
 use Herald\Laravel\Tests\Fixtures\Shipped;
 use Herald\Laravel\Tests\Fixtures\User;
+use Illuminate\Database\Eloquent\BroadcastableModelEventOccurred;
 use Illuminate\Database\Eloquent\ModelNotFoundException;
 use Illuminate\Database\Schema\Blueprint;
 use Illuminate\Notifications\Events\BroadcastNotificationCreated;
@@ -87,6 +89,25 @@ class ModelsAndTransactionsTest extends TestCase
         $this->assertSame(Shipped::class, $envelope['data']['type']);
         $this->assertArrayHasKey('id', $envelope['data']);
         $this->assertNoLaravelJobs();
+    }
+
+    public function test_the_app_resolver_names_the_app_of_model_broadcasts_and_notifications()
+    {
+        // They have no broadcastApp() of their own: the resolver sees Laravel's event objects.
+        Herald::resolveAppUsing(function ($event) {
+            if ($event instanceof BroadcastableModelEventOccurred) {
+                return 'post-'.$event->model->title;
+            }
+
+            return $event instanceof BroadcastNotificationCreated ? 'user-'.$event->notifiable->name : null;
+        });
+
+        $post = Post::create(['title' => 'first']);
+        $post->delete();
+        User::create(['name' => 'alice'])->notify(new Shipped);
+
+        $this->assertSame(['post-first', 'post-first'], array_column($this->envelopes(), 'app'), 'queued created, deleted now');
+        $this->assertSame('user-alice', $this->onlyEnvelope('herald:high')['app']);
     }
 
     public function test_after_commit_pushes_when_the_transaction_commits_and_never_after_a_rollback()

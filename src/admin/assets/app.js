@@ -194,7 +194,7 @@
       if (x.oldest_waiting_age_s > 60) out.push(['warn', `The oldest envelope waiting in ${x.queue} was created ${dur(x.oldest_waiting_age_s)} ago.`]);
     });
     for (const c of conns) {
-      if (c.circuit.state === 'open') out.push(['bad', [link('#/connections', `Pusher connection ${c.name}`), `: circuit open until ${stamp(c.circuit.until_ms)} (${c.circuit.reason}). Deliveries wait in the delayed set.`]]);
+      if (c.circuit.state === 'open') out.push(['bad', [link('#/connections', `Pusher connection ${c.name}`), `: circuit open until ${stamp(c.circuit.until_ms)} (${c.circuit.reason}). Deliveries are parked until it closes.`]]);
       if (c.circuit.state === 'half_open') out.push(['warn', [link('#/connections', `Pusher connection ${c.name}`), ': circuit half-open; the next request probes.']]);
     }
     if (!out.length) out.push(['ok', 'All quiet: no dead letters in the last hour, nothing waiting long, every circuit closed.']);
@@ -225,6 +225,7 @@
         count('Waiting', num(x.waiting), x.waiting > 1000 ? 'warn' : ''),
         count('Processing', num(x.processing)),
         count('Delayed', num(x.delayed), '', `${num(x.delayed_due)} due · ${num(x.delayed_later)} later`),
+        count('Parked', num(x.parked), x.parked ? 'warn' : '', 'until a circuit closes'),
         count('Dead letters', h('a', { href: dlHref }, num(x.failed)), x.failed ? 'bad' : ''),
         count('Oldest waiting', x.oldest_waiting_age_s === null ? '–' : dur(x.oldest_waiting_age_s), x.oldest_waiting_age_s > 60 ? 'warn' : '')),
       h('div', { class: 'charts' }, charts));

@@ -277,13 +277,13 @@ async fn stats(ops: &Ops, json: bool) -> Result<i32> {
         return Ok(0);
     }
     println!(
-        "{:<32} {:>10} {:>10} {:>10} {:>10}",
-        "QUEUE", "WAITING", "PROCESSING", "DELAYED", "FAILED"
+        "{:<32} {:>10} {:>10} {:>10} {:>10} {:>10}",
+        "QUEUE", "WAITING", "PROCESSING", "DELAYED", "PARKED", "FAILED"
     );
     for s in &stats.queues {
         println!(
-            "{:<32} {:>10} {:>10} {:>10} {:>10}",
-            s.queue, s.waiting, s.processing, s.delayed, s.failed
+            "{:<32} {:>10} {:>10} {:>10} {:>10} {:>10}",
+            s.queue, s.waiting, s.processing, s.delayed, s.parked, s.failed
         );
     }
     println!("\n{} live process(es)", stats.processes.len());

@@ -387,6 +387,7 @@ impl Plan<'_> {
                     None => Some(DeliveryError::Deferred {
                         reason: "not attempted".into(),
                         retry_after: None,
+                        circuit: None,
                     }),
                 });
                 settle::worst(errors).map_or(Ok(()), Err)
@@ -456,6 +457,7 @@ mod tests {
         let deferred = DeliveryError::Deferred {
             reason: "circuit open".into(),
             retry_after: Some(std::time::Duration::from_secs(9)),
+            circuit: Some("pusher".into()),
         };
         for second in [Some(Err(deferred.clone())), None] {
             let results = p.results(&[Some(Err(http500.clone())), second]);

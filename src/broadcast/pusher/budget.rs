@@ -98,6 +98,7 @@ impl Budget {
                     self.connection
                 ),
                 retry_after: Some(Duration::from_millis(wait_ms.max(1) as u64)),
+                circuit: None,
             }
         })
     }

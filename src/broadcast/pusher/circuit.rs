@@ -159,6 +159,7 @@ impl Circuit {
                 self.connection
             ),
             retry_after: Some(retry_in + jitter),
+            circuit: Some(self.connection.clone()),
         }
     }
 
@@ -271,6 +272,43 @@ pub(crate) async fn read(
 }
 
 /// The `open_until` milliseconds at the start of the key's value.
+/// A circuit as an onlooker sees it, without claiming its probe: what decides when envelopes
+/// parked for it may come back (`worker::maintenance`).
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum State {
+    /// No open circuit: send everything.
+    Closed,
+    /// Open, or half-open with a probe already claimed: wait.
+    Open,
+    /// Half-open and nobody probing yet: one request may go.
+    HalfOpen,
+}
+
+/// The state of `connection`'s circuit (a name as in [`Circuit::new`]) at `now_ms`.
+pub(crate) async fn state(
+    redis: &Redis,
+    keys: &GlobalKeys,
+    connection: &str,
+    now_ms: u64,
+) -> Result<State, redis::RedisError> {
+    let mut c = redis.get().await?;
+    let key = keys.circuit(connection);
+    let value: Option<String> = redis::cmd("GET").arg(&key).query_async(&mut c).await?;
+    let Some(open_until) = value.as_deref().and_then(parse_open_until) else {
+        return Ok(State::Closed);
+    };
+    if open_until > now_ms {
+        return Ok(State::Open);
+    }
+    let probe = keys.circuit_probe(connection);
+    let probing: bool = redis::cmd("EXISTS").arg(&probe).query_async(&mut c).await?;
+    Ok(if probing {
+        State::Open
+    } else {
+        State::HalfOpen
+    })
+}
+
 fn parse_open_until(value: &str) -> Option<u64> {
     value.split(' ').next()?.parse().ok()
 }

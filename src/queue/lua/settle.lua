@@ -2,10 +2,14 @@
 -- KEYS[1] processing list holding the batch
 -- KEYS[2] delayed zset       KEYS[3] failed hash       KEYS[4] failed index zset
 -- KEYS[5] activity hash of the current minute (queue/activity.rs)
+-- KEYS[6] parked index set   KEYS[7] parked-ready set (keys.rs parked_index, parked_ready)
 -- ARGV[1] cap on dead letters kept (0 = no cap)
 -- ARGV[2] prefix of the Pusher delivery records (keys.rs pusher_sent_prefix, this slot): an
 --         evicted dead letter's record goes with it
--- ARGV[3] R, then R pairs:   due (ms), envelope to retry
+-- ARGV[3] prefix of the parked zsets (keys.rs parked_prefix, this slot)
+-- ARGV[4] R, then R pairs:   due (ms), envelope to retry
+-- then    P, then P triples: circuit, age stamp (ms), envelope parked until the circuit closes;
+--         the circuit leaves the ready set, so reserve stops handing out what it would defer
 -- then    D, then D triples: dead-letter id, dead-letter entry (JSON), its failed_at (ms): the
 --         index is scored by the entry's own time, so newest-first is failed_at order even when
 --         batches decided in one order settle in another
@@ -17,7 +21,7 @@
 if redis.call('EXISTS', KEYS[1]) == 0 then
   return -1
 end
-local i = 3
+local i = 4
 local r = tonumber(ARGV[i]); i = i + 1
 if r > 0 then
   local zadd = {}
@@ -27,6 +31,13 @@ if r > 0 then
     i = i + 2
   end
   redis.call('ZADD', KEYS[2], unpack(zadd))
+end
+local p = tonumber(ARGV[i]); i = i + 1
+for _ = 1, p do
+  redis.call('ZADD', ARGV[3] .. ARGV[i], ARGV[i + 1], ARGV[i + 2])
+  redis.call('SADD', KEYS[6], ARGV[i])
+  redis.call('SREM', KEYS[7], ARGV[i])
+  i = i + 3
 end
 local d = tonumber(ARGV[i]); i = i + 1
 for _ = 1, d do

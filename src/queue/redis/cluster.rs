@@ -5,6 +5,10 @@
 //! One cluster connection (multiplexed per node) carries every ordinary command of the process;
 //! each blocking task gets a cluster connection of its own, with a response timeout above its
 //! block time.
+//!
+//! TLS: `rediss://` seeds make every connection, to the seeds and to the nodes the slot map
+//! names, TLS (redis-rs takes the first seed's scheme; the config allows only one), verified
+//! against the system's roots or `SSL_CERT_FILE` / `SSL_CERT_DIR`.
 
 use std::sync::Arc;
 use std::time::Duration;

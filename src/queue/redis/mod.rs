@@ -15,6 +15,11 @@
 //! Every queue script and pipeline touches one hash slot. The few requests that touch keys of
 //! several slots (the heartbeat, the reaper, the Pusher activity counts) are a [`Spread`]; a
 //! broadcast's `PUBLISH`es go to one node ([`Redis::publish`]), which a cluster relays to all.
+//!
+//! TLS (`rediss://`) works in every mode through redis-rs's rustls, every connection verified
+//! against the roots rustls-native-certs loads (the system's, or `SSL_CERT_FILE` /
+//! `SSL_CERT_DIR`); in sentinel mode the sentinels' scheme is the data nodes' too.
+//! [`Redis::check`] names an untrusted certificate as such.
 
 mod cluster;
 mod sentinel;
@@ -219,16 +224,50 @@ impl Redis {
         Ok((acked < replicas).then_some(acked))
     }
 
-    /// `PING` with a short timeout: is Redis reachable right now? On a cluster, every node must
-    /// answer.
+    /// `PING` with a short timeout: is Redis reachable right now?
     pub(crate) async fn ping(&self) -> bool {
+        self.check().await.is_ok()
+    }
+
+    /// `PING` with a short timeout (on a cluster, every node must answer), and why it failed:
+    /// the client's error (a server's TLS certificate that is not trusted said so), or no
+    /// answer in time.
+    pub(crate) async fn check(&self) -> Result<(), Unanswered> {
         let ping = redis::cmd("PING");
         let probe = self.run::<String>(NO_QUEUE, "ping", &ping);
-        matches!(
-            tokio::time::timeout(Duration::from_secs(2), probe).await,
-            Ok(Ok(_))
-        )
+        match tokio::time::timeout(PING_TIMEOUT, probe).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) if untrusted(&e.source) => Err(Unanswered::Untrusted(e)),
+            Ok(Err(e)) => Err(Unanswered::Failed(e)),
+            Err(_) => Err(Unanswered::Timeout),
+        }
     }
+}
+
+/// How long [`Redis::check`] waits for `PONG`.
+const PING_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Why Redis did not answer [`Redis::check`].
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum Unanswered {
+    /// A server's TLS certificate did not verify against this machine's roots.
+    #[error(
+        "the server's TLS certificate is not trusted ({0}); if a private CA signed it, point \
+         SSL_CERT_FILE (a PEM file) or SSL_CERT_DIR at that CA"
+    )]
+    Untrusted(QueueError),
+    /// Any other failure of the client.
+    #[error("{0}")]
+    Failed(QueueError),
+    /// Nothing came back in time.
+    #[error("no answer to PING within {PING_TIMEOUT:?}")]
+    Timeout,
+}
+
+/// Whether `e` is rustls refusing the server's certificate (`invalid peer certificate: …`, an
+/// unknown issuer, a wrong name, an expired one), however the mode's client wrapped it.
+fn untrusted(e: &redis::RedisError) -> bool {
+    e.to_string().contains("invalid peer certificate")
 }
 
 /// The data nodes' user and password from `[redis]`, over any a URL carries.

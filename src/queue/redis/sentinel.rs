@@ -2,6 +2,8 @@
 //! primary now (redis-rs checks that server's `ROLE`), so after a failover, new connections go to
 //! the promoted replica.
 //!
+//! TLS: with `rediss://` sentinels, the primary is reached over TLS too (see [`Sentinel::open`]).
+//!
 //! Connections are pooled by a manager of herald's own: a connection that saw a failover's mark
 //! (the server gone, `READONLY` from a demoted primary, `MASTERDOWN`, a timeout) is never handed
 //! out again, where deadpool-redis's sentinel manager would keep one that still answers `PING`.
@@ -27,8 +29,11 @@ pub(super) struct Sentinel {
 }
 
 impl Sentinel {
-    /// `sentinels`' own URLs carry the sentinels' credentials; `creds` are the data nodes'. The sentinels' scheme (`rediss://`) and database number apply to the
-    /// primary too.
+    /// `sentinels`' own URLs carry the sentinels' credentials; `creds` are the data nodes'.
+    /// The sentinels' scheme and database number apply to the data nodes too: `rediss://`
+    /// sentinels mean a TLS primary (verified against the same roots, `SSL_CERT_FILE` /
+    /// `SSL_CERT_DIR` or the system's), as a sentinel with `tls-replication yes` reaches it.
+    /// The config checks that every sentinel URL has the same scheme.
     pub(super) fn open(
         sentinels: Vec<String>,
         master_name: &str,

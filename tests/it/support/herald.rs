@@ -1,17 +1,32 @@
-//! Running herald: in-process through `Herald::run` (what the binary calls), or as the binary.
+//! Running herald: in-process through `Herald::run` (what the binary calls), or as the binary;
+//! the configs and config files tests give it, its operations API on such a file, and reading
+//! its `/metrics`. Not the servers it talks to (`herald-testkit`, [`super::deployment`]).
 
+use std::collections::HashMap;
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use herald::ops::Ops;
 use herald::{Config, Herald, Started};
 use tokio::sync::oneshot;
 
-use herald_testkit::RedisServer;
+use herald_testkit::{RedisServer, WebhookFake};
 
 /// A config for tests: this test's Redis, a free metrics port, fast liveness so crash recovery
 /// happens within a test, and `extra` TOML appended (sections only; it may not repeat
 /// `[redis]` or `[worker]`, use `worker` instead).
 pub fn config(redis: &RedisServer, worker: &str, extra: &str) -> Config {
+    config_for(&standalone_section(redis), worker, extra)
+}
+
+/// The `[redis]` section for one `redis-server`.
+pub fn standalone_section(redis: &RedisServer) -> String {
+    format!("[redis]\nurl = \"{}\"", redis.url())
+}
+
+/// [`config`] with the `[redis]` section `redis` (any mode).
+pub fn config_for(redis: &str, worker: &str, extra: &str) -> Config {
     let mut w: toml::Table = toml::from_str(
         r#"
         heartbeat_interval = "100ms"
@@ -24,11 +39,62 @@ pub fn config(redis: &RedisServer, worker: &str, extra: &str) -> Config {
     .unwrap();
     w.extend(toml::from_str::<toml::Table>(worker).expect("worker settings"));
     let text = format!(
-        "[redis]\nurl = \"{url}\"\n[worker]\n{worker}\n[metrics]\naddr = \"127.0.0.1:0\"\n{extra}",
-        url = redis.url(),
+        "{redis}\n[worker]\n{worker}\n[metrics]\naddr = \"127.0.0.1:0\"\n{extra}",
         worker = toml::to_string(&w).unwrap(),
     );
     Config::parse(&text, "test", &|_| None).unwrap_or_else(|e| panic!("test config: {e}\n{text}"))
+}
+
+/// The listener `hook`, a webhook to `fake`.
+pub fn webhook_listener(fake: &WebhookFake) -> String {
+    format!(
+        "[listeners.hook]\ntype = \"webhook\"\nurl = \"{}\"\n",
+        fake.url()
+    )
+}
+
+/// A config file for the binary in `dir`: `redis` (a `[redis]` section, or nothing when the
+/// environment says it), serving `queues`, with fast liveness and every `E` event sent to the
+/// webhook `hook`. `worker` adds `[worker]` settings. Returns its path.
+pub fn config_file(
+    dir: &Path,
+    redis: &str,
+    queues: &[String],
+    hook: &WebhookFake,
+    worker: &str,
+) -> String {
+    let queues: Vec<String> = queues.iter().map(|q| format!("{q:?}")).collect();
+    let text = format!(
+        "{redis}\n[worker]\nqueues = [{}]\nheartbeat_interval = \"100ms\"\nprocess_timeout = \"1s\"\npromote_interval = \"50ms\"\nblock_timeout = \"200ms\"\nshutdown_timeout = \"20s\"\n{worker}\n[metrics]\naddr = \"\"\n[retry]\ndelays = [\"50ms\"]\nmax_attempts = 50\n{}[events.E]\nlisteners = [\"hook\"]\n",
+        queues.join(", "),
+        webhook_listener(hook),
+    );
+    let path = dir.join("herald.toml");
+    std::fs::write(&path, &text).unwrap();
+    path.display().to_string()
+}
+
+/// herald's own operations API (what `herald stats` and `herald failed …` use) on the config
+/// file at `path`, with `env` as the only environment.
+pub fn ops(path: &str, env: &[(&str, String)]) -> Ops {
+    let text = std::fs::read_to_string(path).unwrap();
+    let lookup = |k: &str| env.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone());
+    let config = Config::parse(&text, path, &lookup).unwrap();
+    Ops::new(&config).unwrap()
+}
+
+/// Parses the text exposition into `series → value` (series as printed, labels included).
+pub fn parse_metrics(text: &str) -> HashMap<String, f64> {
+    let mut out = HashMap::new();
+    for line in text
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+    {
+        let (series, value) = line.rsplit_once(' ').expect("series value");
+        let dup = out.insert(series.to_string(), value.parse().expect("a number"));
+        assert!(dup.is_none(), "series {series} exposed twice");
+    }
+    out
 }
 
 /// herald running in this process.
@@ -115,18 +181,23 @@ impl Binary {
         self.child.id() as i32
     }
 
+    /// Fails the test, with its stderr, if the process has exited.
+    pub fn assert_running(&mut self) {
+        let exited = self.child.try_wait().unwrap();
+        assert!(
+            exited.is_none(),
+            "herald exited: {exited:?}\n{}",
+            self.stderr()
+        );
+    }
+
     pub fn kill9(&mut self) {
         self.child.kill().expect("kill -9");
         let _ = self.child.wait();
     }
 
     pub fn signal(&self, sig: &str) {
-        let ok = Command::new("kill")
-            .args([&format!("-{sig}"), &self.pid().to_string()])
-            .status()
-            .expect("kill")
-            .success();
-        assert!(ok, "kill -{sig} failed");
+        signal(self.pid() as u32, sig);
     }
 
     /// Waits for exit (guarded); returns the status and everything written to stderr.
@@ -142,6 +213,16 @@ impl Binary {
         .await;
         (status, self.stderr())
     }
+}
+
+/// `kill -<sig> <pid>`; fails the test if it fails.
+pub fn signal(pid: u32, sig: &str) {
+    let ok = Command::new("kill")
+        .args([&format!("-{sig}"), &pid.to_string()])
+        .status()
+        .expect("kill")
+        .success();
+    assert!(ok, "kill -{sig} {pid} failed");
 }
 
 impl Drop for Binary {

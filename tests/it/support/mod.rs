@@ -3,7 +3,9 @@
 //! The servers themselves (`redis-server`, the Pusher and webhook fakes) and the W1 workload live
 //! in `herald-testkit` (`testkit/`), shared with `herald bench`. Here:
 //! - [`herald`]: herald in-process (`Herald::run`, the same code path as the binary) or as the
-//!   real binary (for `kill -9` and SIGTERM).
+//!   real binary (for `kill -9` and SIGTERM), and the configs tests give it.
+//! - [`deployment::Deployment`]: one `redis-server` or a Redis Cluster behind one interface, for
+//!   the checks that run on both; [`events`]: the numbered envelopes they push and count.
 //! - [`subscriber::Subscriber`]: a real `PSUBSCRIBE` client.
 //! - [`peers`]: soketi and pusher-js from the npm registry, for the Pusher end-to-end tests.
 //! - [`admin::Admin`]: the dashboard's HTTP API as curl uses it; [`browser::Browser`]: Debian's
@@ -11,6 +13,8 @@
 
 pub mod admin;
 pub mod browser;
+pub mod deployment;
+pub mod events;
 pub mod herald;
 pub mod keys;
 pub mod peers;
@@ -54,19 +58,37 @@ pub fn queue(redis: &RedisServer) -> ::herald::ops::QueueOps {
 pub async fn settled(q: &::herald::ops::QueueOps) {
     eventually("the queue to settle", || async {
         let s = q.stats().await.ok()?;
-        (s.waiting == 0 && s.processing == 0 && s.delayed == 0).then_some(())
+        (s.waiting == 0 && s.processing == 0 && s.delayed == 0 && s.parked == 0).then_some(())
     })
     .await
 }
 
+/// [`settled`], and not one dead letter.
+pub async fn settled_and_clean(q: &::herald::ops::QueueOps) {
+    settled(q).await;
+    let failed = q.failed_list(0, 10).await.unwrap();
+    assert!(
+        failed.is_empty(),
+        "dead letters on {}: {failed:?}",
+        q.name()
+    );
+}
+
 /// `LPUSH`es envelopes onto `herald:default`, in order and in chunks, as a producer would.
 pub async fn push<T: ::redis::ToRedisArgs + Send + Sync>(redis: &RedisServer, envelopes: &[T]) {
-    let mut c = redis.conn().await;
+    push_on(&mut redis.conn().await, envelopes).await
+}
+
+/// [`push`] on connection `c` to the node that serves `herald:default`.
+pub async fn push_on<T: ::redis::ToRedisArgs + Send + Sync>(
+    c: &mut ::redis::aio::MultiplexedConnection,
+    envelopes: &[T],
+) {
     for chunk in envelopes.chunks(1000) {
         let _: () = ::redis::cmd("LPUSH")
             .arg(keys::QUEUE)
             .arg(chunk)
-            .query_async(&mut c)
+            .query_async(c)
             .await
             .unwrap();
     }

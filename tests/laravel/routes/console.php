@@ -6,6 +6,7 @@ use App\Events\InvoicePaid;
 use App\Events\OrderShipped;
 use App\Events\PriceDropped;
 use App\Events\RoomMessage;
+use App\Events\TenantMessage;
 use App\Events\VaultOpened;
 use App\Models\Post;
 use App\Models\User;
@@ -115,4 +116,15 @@ Artisan::command('herald:scenario {--work}', function () {
     }
 
     $this->line(json_encode(['done' => true, 'laravel_jobs' => $jobs]));
+});
+
+// Multi-tenant broadcasting: one TenantMessage per entry of the JSON list `events`, each
+// {"text", "app" (the event's broadcastApp(), or null), "x_tenant" (the request's X-Tenant
+// header the app's resolver reads, or null)}.
+Artisan::command('herald:tenants {events}', function () {
+    foreach (json_decode($this->argument('events'), true, 512, JSON_THROW_ON_ERROR) as $e) {
+        $headers = $e['x_tenant'] === null ? [] : ['HTTP_X_TENANT' => $e['x_tenant']];
+        app()->instance('request', Request::create('/', 'POST', [], [], [], $headers));
+        event(new TenantMessage($e['app'], $e['text']));
+    }
 });

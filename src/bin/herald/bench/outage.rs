@@ -3,10 +3,11 @@
 //!
 //! Owns: the scenario (the local Pusher fake answers 503 to everything for the outage while a
 //! producer pushes stamped W1 envelopes at `--outage-rate` with one pipelined `LPUSH` per 10 ms
-//! tick, then the fake is healthy again), the sampler beside it (delayed-set `ZCARD`, waiting
-//! list `LLEN`, Redis `used_memory`, every 100 ms), the tally of what reached the fake
-//! (distinct order ids: nothing lost; adjacent inversions of producer stamps after recovery:
-//! oldest first), and the [`OutageReport`]. Does not own: any herald behaviour; it observes.
+//! tick, then the fake is healthy again), the sampler beside it (delayed-set and parked-set
+//! `ZCARD`, waiting list `LLEN`, Redis `used_memory`, every 100 ms), the tally of what reached
+//! the fake (distinct order ids: nothing lost; after recovery, how far each event arrived from
+//! its place in order of age, and adjacent inversions of producer stamps), and the
+//! [`OutageReport`]. Does not own: any herald behaviour; it observes.
 
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
@@ -29,6 +30,8 @@ pub(super) struct Tally {
     pub(super) pairs: u64,
     pub(super) inversions: u64,
     last_stamp: Option<u64>,
+    /// Producer stamps of the events after recovery, in arrival order.
+    stamps: Vec<u64>,
 }
 
 impl Tally {
@@ -38,6 +41,7 @@ impl Tally {
         self.delivered += 1;
         self.ids.insert(id);
         if ordered {
+            self.stamps.push(stamp);
             if let Some(prev) = self.last_stamp {
                 self.pairs += 1;
                 if stamp < prev {
@@ -50,6 +54,22 @@ impl Tally {
 
     pub(super) fn distinct(&self) -> usize {
         self.ids.len()
+    }
+
+    /// How many places each event after recovery arrived from its place in order of age
+    /// (events with one stamp share their places), sorted.
+    pub(super) fn displacements(&self) -> Vec<usize> {
+        let mut by_age = self.stamps.clone();
+        by_age.sort_unstable();
+        let mut d: Vec<usize> = (self.stamps.iter().enumerate())
+            .map(|(at, s)| {
+                let first = by_age.partition_point(|x| x < s);
+                let last = by_age.partition_point(|x| x <= s) - 1;
+                first.saturating_sub(at) + at.saturating_sub(last)
+            })
+            .collect();
+        d.sort_unstable();
+        d
     }
 
     /// Share of adjacent deliveries after recovery that were younger than the one before.
@@ -66,6 +86,7 @@ impl Tally {
 #[derive(Debug, Default)]
 struct Peaks {
     delayed: u64,
+    parked: u64,
     waiting: u64,
     memory: u64,
     /// (backlog, memory above baseline) at the sample with the largest backlog.
@@ -93,6 +114,8 @@ pub(super) async fn run(
     fake.keep_details(true);
     let queue = format!("herald:bench:{tag}:outage");
     let delayed = format!("{{{queue}}}:delayed");
+    let parked = format!("{{{queue}}}:parked:on:pusher");
+    let held = [delayed.as_str(), parked.as_str()];
     // Every key sampled here is in the queue's slot: its master holds the backlog.
     let conn = &mut target.conn_for(&queue).await?;
     let pusher = fake.connection_toml("pusher", "");
@@ -130,7 +153,7 @@ pub(super) async fn run(
     let mut tally = Tally::default();
     let mut peaks = Peaks::default();
     while started.elapsed() < outage {
-        sample(conn, &queue, &delayed, baseline, &mut peaks).await?;
+        sample(conn, &queue, held, baseline, &mut peaks).await?;
         fold(&fake, &mut tally, false);
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -143,7 +166,7 @@ pub(super) async fn run(
     let outage_cpu = process_cpu(&pid) - cpu_before;
     let delivered_in_outage = tally.delivered;
     let last = drain(
-        conn, &queue, &delayed, baseline, &fake, &mut tally, &mut peaks, pushed,
+        conn, &queue, held, baseline, &fake, &mut tally, &mut peaks, pushed,
     )
     .await;
     let drain_cpu = process_cpu(&pid) - cpu_before - outage_cpu;
@@ -155,6 +178,8 @@ pub(super) async fn run(
     child.stop().await;
     let drain_seconds = last.map_or(0.0, |t| t.duration_since(recovered).as_secs_f64());
     let drained = tally.delivered - delivered_in_outage;
+    let displaced = tally.displacements();
+    let window = o.concurrency * o.batch_size;
     Ok(OutageReport {
         outage_seconds: outage.as_secs_f64(),
         target_rate: rate,
@@ -166,6 +191,7 @@ pub(super) async fn run(
         dead_lettered: failed,
         delivered_during_outage: delivered_in_outage,
         peak_delayed: peaks.delayed,
+        peak_parked: peaks.parked,
         peak_waiting: peaks.waiting,
         redis_memory_peak_above_baseline_mb: peaks.memory as f64 / 1e6,
         bytes_per_held_envelope: bytes_per_envelope(peaks.at_backlog.1, peaks.at_backlog.0),
@@ -179,7 +205,19 @@ pub(super) async fn run(
             0.0
         },
         age_inversion_fraction: tally.inversion_fraction(),
+        age_displacement_p99: percentile_of(&displaced, 0.99),
+        age_displacement_max: displaced.last().copied().unwrap_or(0),
+        age_window: window,
+        displaced_beyond_window: displaced.iter().filter(|&&d| d > window).count(),
     })
+}
+
+/// The `q` quantile of sorted `values` (0 when empty).
+fn percentile_of(values: &[usize], q: f64) -> usize {
+    let Some(last) = values.len().checked_sub(1) else {
+        return 0;
+    };
+    values[((last as f64) * q).round() as usize]
 }
 
 /// Samples until every pushed envelope reached the fake (or nothing moved for 60 s); the time
@@ -188,7 +226,7 @@ pub(super) async fn run(
 async fn drain(
     conn: &mut Conn,
     queue: &str,
-    delayed: &str,
+    held: [&str; 2],
     baseline: u64,
     fake: &PusherFake,
     tally: &mut Tally,
@@ -198,7 +236,7 @@ async fn drain(
     let mut last = None;
     let mut moved = Instant::now();
     while tally.distinct() < pushed && moved.elapsed() < Duration::from_secs(60) {
-        let _ = sample(conn, queue, delayed, baseline, peaks).await;
+        let _ = sample(conn, queue, held, baseline, peaks).await;
         if fold(fake, tally, true) > 0 {
             last = Some(Instant::now());
             moved = Instant::now();
@@ -223,23 +261,27 @@ fn fold(fake: &PusherFake, tally: &mut Tally, ordered: bool) -> usize {
 async fn sample(
     conn: &mut Conn,
     queue: &str,
-    delayed: &str,
+    [delayed, parked]: [&str; 2],
     baseline: u64,
     peaks: &mut Peaks,
 ) -> Result<(), BenchError> {
-    let (zcard, llen): (u64, u64) = redis::pipe()
+    let (zcard, parked, llen): (u64, u64, u64) = redis::pipe()
         .cmd("ZCARD")
         .arg(delayed)
+        .cmd("ZCARD")
+        .arg(parked)
         .cmd("LLEN")
         .arg(queue)
         .query_async(conn)
         .await?;
     let memory = used_memory(conn).await?.saturating_sub(baseline);
     peaks.delayed = peaks.delayed.max(zcard);
+    peaks.parked = peaks.parked.max(parked);
     peaks.waiting = peaks.waiting.max(llen);
     peaks.memory = peaks.memory.max(memory);
-    if zcard + llen > peaks.at_backlog.0 {
-        peaks.at_backlog = (zcard + llen, memory);
+    let backlog = zcard + parked + llen;
+    if backlog > peaks.at_backlog.0 {
+        peaks.at_backlog = (backlog, memory);
     }
     Ok(())
 }
@@ -300,6 +342,19 @@ mod tests {
         assert_eq!((t.distinct(), t.pairs, t.inversions), (5, 3, 1));
         assert!((t.inversion_fraction() - 1.0 / 3.0).abs() < 1e-9);
         assert_eq!(Tally::default().inversion_fraction(), 0.0);
+    }
+
+    #[test]
+    fn displacement_is_the_distance_from_the_places_of_an_events_age() {
+        let mut t = Tally::default();
+        // Ages 1 1 2 3 4; arrived 2 1 4 1 3: places by age 0-1 (1), 2 (2), 3 (3), 4 (4).
+        for stamp in [2, 1, 4, 1, 3] {
+            t.see(stamp, stamp, true);
+        }
+        // 2 at 0 (place 2): 2; 1 at 1: 0; 4 at 2 (place 4): 2; 1 at 3 (places 0-1): 2; 3 at 4: 1.
+        assert_eq!(t.displacements(), vec![0, 1, 2, 2, 2]);
+        assert_eq!(percentile_of(&t.displacements(), 0.99), 2);
+        assert_eq!(percentile_of(&[], 0.99), 0);
     }
 
     #[test]

@@ -173,9 +173,11 @@ pub(crate) struct OutageReport {
     pub(crate) dead_lettered: u64,
     pub(crate) delivered_during_outage: usize,
     pub(crate) peak_delayed: u64,
+    /// Envelopes parked for the open circuit.
+    pub(crate) peak_parked: u64,
     pub(crate) peak_waiting: u64,
     pub(crate) redis_memory_peak_above_baseline_mb: f64,
-    /// Redis memory above baseline / (delayed + waiting), at the largest backlog sampled.
+    /// Redis memory above baseline / (delayed + parked + waiting), at the largest backlog sampled.
     pub(crate) bytes_per_held_envelope: f64,
     pub(crate) herald_cpu_seconds_outage: f64,
     /// Of one core, during the outage.
@@ -185,6 +187,14 @@ pub(crate) struct OutageReport {
     pub(crate) drain_per_sec: f64,
     /// Adjacent deliveries after recovery younger than the one before (0: strictly oldest first).
     pub(crate) age_inversion_fraction: f64,
+    /// After recovery, how many places from its place in order of age an event arrived: p99
+    /// and max.
+    pub(crate) age_displacement_p99: usize,
+    pub(crate) age_displacement_max: usize,
+    /// Concurrency × batch size: what concurrent batches may reorder.
+    pub(crate) age_window: usize,
+    /// Events that arrived further than `age_window` from their place.
+    pub(crate) displaced_beyond_window: usize,
 }
 
 impl OutageReport {
@@ -206,8 +216,9 @@ impl OutageReport {
         line(
             "outage backlog peak",
             format!(
-                "delayed {} , waiting {}; redis +{:.1} MB, {:.0} B/envelope",
+                "delayed {}, parked {}, waiting {}; redis +{:.1} MB, {:.0} B/envelope",
                 self.peak_delayed,
+                self.peak_parked,
                 self.peak_waiting,
                 self.redis_memory_peak_above_baseline_mb,
                 self.bytes_per_held_envelope
@@ -227,6 +238,16 @@ impl OutageReport {
             format!(
                 "{:.2} s at {:.0} events/s; age inversions {:.4}",
                 self.drain_seconds, self.drain_per_sec, self.age_inversion_fraction
+            ),
+        );
+        line(
+            "outage drain order",
+            format!(
+                "places from order of age: p99 {}, max {}; {} beyond {} (concurrency × batch)",
+                self.age_displacement_p99,
+                self.age_displacement_max,
+                self.displaced_beyond_window,
+                self.age_window
             ),
         );
     }

@@ -2,6 +2,7 @@
 
 namespace App\Providers;
 
+use Herald\Laravel\Herald;
 use Illuminate\Support\Facades\Broadcast;
 use Illuminate\Support\ServiceProvider;
 
@@ -12,5 +13,11 @@ class BroadcastServiceProvider extends ServiceProvider
         Broadcast::routes();
 
         require base_path('routes/channels.php');
+
+        // A multi-tenant app's one resolver: the tenant of the request, for events that do not
+        // name their Pusher app themselves (none on a request without the header).
+        Herald::resolveAppUsing(function () {
+            return request()->header('X-Tenant');
+        });
     }
 }
