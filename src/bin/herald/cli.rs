@@ -76,7 +76,8 @@ enum Command {
     },
     /// Apply pending keyspace migrations.
     Migrate,
-    /// Measure throughput, latency and memory on the W1 workload against REDIS_URL.
+    /// Measure throughput, latency and memory on the W1 workload against the configured Redis
+    /// (one server or a cluster), or W1 on a local cluster beside a local server.
     #[cfg(feature = "bench")]
     Bench(crate::bench::Args),
     /// Validate the config and print it as herald sees it, secrets masked.
@@ -248,7 +249,9 @@ pub async fn dispatch(args: Args) -> Result<i32> {
         }
         #[cfg(feature = "bench")]
         Command::Bench(b) => {
-            connect(&config).await?;
+            if b.uses_configured_redis() {
+                connect(&config).await?;
+            }
             b.run(&config).await
         }
         Command::Migrate => {

@@ -167,23 +167,25 @@ fn lossy(b: &[u8]) -> std::borrow::Cow<'_, str> {
     String::from_utf8_lossy(b)
 }
 
-/// Pushes `n` W1 envelopes onto `queue` in pipelined `LPUSH`es; returns the envelope size.
+/// Pushes W1 envelopes `orders` (their order ids) onto `queue` in pipelined `LPUSH`es, moving
+/// `progress` to the last id pushed; returns the envelope size.
 pub(super) async fn preload(
     conn: &mut redis::aio::MultiplexedConnection,
     queue: &str,
-    n: usize,
+    orders: std::ops::Range<u64>,
     pad: usize,
     progress: &ProgressBar,
 ) -> Result<usize, BenchError> {
     let mut size = 0;
-    let mut k = 0u64;
-    while (k as usize) < n {
-        let chunk = (n - k as usize).min(5000);
+    let mut k = orders.start;
+    while k < orders.end {
+        let chunk = (orders.end - k).min(5000);
         let mut pipe = redis::pipe();
-        for part in 0..chunk.div_ceil(500) {
+        let end = k + chunk;
+        while k < end {
             let mut cmd = redis::cmd("LPUSH");
             cmd.arg(queue);
-            for _ in 0..500.min(chunk - part * 500) {
+            for _ in 0..500.min(end - k) {
                 let e = w1_envelope(k, pad, None);
                 size = e.len();
                 cmd.arg(e);
@@ -194,7 +196,6 @@ pub(super) async fn preload(
         pipe.query_async::<()>(conn).await?;
         progress.set_position(k);
     }
-    progress.finish_and_clear();
     Ok(size)
 }
 

@@ -1,5 +1,5 @@
 //! What the bench reads off the machine: CPU seconds of a process and of Redis, Redis's
-//! command count, the microsecond clock the latency stamps use.
+//! command count, the machine's load average, the microsecond clock the latency stamps use.
 
 use super::BenchError;
 
@@ -54,4 +54,12 @@ pub(super) fn now_us() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_micros() as u64)
         .unwrap_or(0)
+}
+
+/// The 1-, 5- and 15-minute load averages, from /proc/loadavg (empty where absent): how busy
+/// the machine was around a measurement.
+pub(super) fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
 }

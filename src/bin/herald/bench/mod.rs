@@ -12,20 +12,29 @@
 //! broadcaster consumes them; a `PSUBSCRIBE orders.*` client counts messages. Throughput is
 //! N / (time from starting the worker to the subscriber's N-th message). Latency is producer
 //! timestamp → subscriber receipt at a fixed rate.
+//!
+//! On a Redis Cluster (`[redis] mode = "cluster"`) W1 is spread over one queue per master, each
+//! preloaded on its master; the subscriber listens on one node (a replica: the cluster relays
+//! every `PUBLISH` to every node); CPU and commands are read from every node and reported per
+//! node. `--local-cluster` starts a local cluster and a local server and prints W1 on both side
+//! by side (`compare`).
 
 //!
 //! Files: this one runs the scenario and assembles the [`Report`]; `child` is the `herald run`
 //! process under test; `counter` preloads and counts; `ceiling` measures Redis alone; `measure`
 //! reads CPU and command counts; `report` prints; `pusher` is the `--pusher` run;
-//! `outage` is the `--outage` run.
+//! `outage` is the `--outage` run; `target` is the Redis (its nodes); `compare` is
+//! `--local-cluster`.
 
 mod ceiling;
 mod child;
+mod compare;
 mod counter;
 mod measure;
 mod outage;
 mod pusher;
 mod report;
+mod target;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -36,9 +45,10 @@ use indicatif::ProgressBar;
 use self::child::Child;
 pub(crate) use self::counter::Check;
 use self::counter::{Counter, bar, preload};
-use self::measure::{command_calls, now_us, process_cpu, redis_cpu};
+use self::measure::{load_average, now_us, process_cpu};
 pub(crate) use self::report::Report;
-use self::report::{CpuSeconds, percentile};
+use self::report::{CpuSeconds, NodeFigures, NodeMeta, W1Figures, node_totals, percentile};
+use self::target::{Endpoint, Role, Target};
 
 /// `herald bench`'s flags.
 #[derive(clap::Args)]
@@ -58,6 +68,23 @@ pub(crate) struct Args {
     /// Envelopes per reserve (default: the config's worker.batch_size).
     #[arg(long)]
     batch_size: Option<usize>,
+    /// Queues W1 is spread over (default: one per master: 1 on one server, 3 on a 3-master
+    /// cluster). Each gets --concurrency worker tasks.
+    #[arg(long)]
+    queues: Option<usize>,
+    /// `[redis] wait_replicas` of the herald under test (default: the config's): after each
+    /// reserve and settle it waits (`WAIT`) for this many replicas.
+    #[arg(long)]
+    wait_replicas: Option<u32>,
+    /// Ignore the config's Redis: start a local 6-node Redis Cluster (3 masters, 3 replicas)
+    /// and a local redis-server on free ports, run W1 on the server, on the cluster, and on the
+    /// cluster with wait_replicas = --wait-replicas (default 1), --runs times each, and print
+    /// them side by side with the ratios (throughput, CPU per event per party and per node).
+    #[arg(long, conflicts_with_all = ["pusher", "outage"])]
+    local_cluster: bool,
+    /// W1 runs of each column with --local-cluster (medians and ranges are printed).
+    #[arg(long, default_value_t = 3, requires = "local_cluster")]
+    runs: usize,
     /// Envelope size in bytes (W1 is ~330).
     #[arg(long, default_value_t = 330)]
     payload_bytes: usize,
@@ -85,10 +112,17 @@ pub(crate) struct Args {
 }
 
 impl Args {
-    /// Runs the bench against `config`'s Redis and prints the report.
+    /// Whether the bench uses the config's Redis (not with `--local-cluster`).
+    pub(crate) fn uses_configured_redis(&self) -> bool {
+        !self.local_cluster
+    }
+
+    /// Runs the bench against `config`'s Redis (or local ones) and prints the report.
     pub(crate) async fn run(self, config: &herald::Config) -> anyhow::Result<i32> {
+        let wait = self.wait_replicas.unwrap_or(config.redis.wait_replicas);
         let options = Options {
-            redis_url: config.redis.url.expose().to_string(),
+            endpoint: Endpoint::of(&config.redis, wait)?,
+            queues: self.queues,
             events: self.events,
             rate: self.rate,
             duration: self.duration,
@@ -105,6 +139,16 @@ impl Args {
             },
             progress: !self.json && std::io::IsTerminal::is_terminal(&std::io::stderr()),
         };
+        if self.local_cluster {
+            let waited = self.wait_replicas.unwrap_or(1).max(1);
+            let c = compare::local_cluster(&options, waited, self.runs.max(1)).await?;
+            if self.json {
+                println!("{}", serde_json::to_string_pretty(&c)?);
+            } else {
+                print!("{}", c.table());
+            }
+            return Ok(0);
+        }
         let report = run(&options).await?;
         if self.json {
             println!("{}", serde_json::to_string_pretty(&report)?);
@@ -118,7 +162,9 @@ impl Args {
 /// What to run.
 #[derive(Debug, Clone)]
 pub(crate) struct Options {
-    pub(crate) redis_url: String,
+    pub(crate) endpoint: Endpoint,
+    /// Queues W1 is spread over (default: one per master).
+    pub(crate) queues: Option<usize>,
     /// Envelopes in the throughput run.
     pub(crate) events: usize,
     /// Envelopes per second in the latency run.
@@ -156,55 +202,50 @@ type Conn = redis::aio::MultiplexedConnection;
 /// Runs W1 (throughput, commands per event, peak RSS), the latency run (and idle figures), the
 /// Redis ceiling, and optionally the Pusher run.
 pub(crate) async fn run(o: &Options) -> Result<Report, BenchError> {
-    let client = redis::Client::open(o.redis_url.as_str())?;
-    let mut conn = client.get_multiplexed_async_connection().await?;
-    let redis_version = redis_version(&mut conn).await?;
+    let load_average = load_average();
+    let mut target = Target::connect(&o.endpoint).await?;
+    let redis_version = redis_version(&mut target.subscriber().conn.clone()).await?;
     let tag = format!("{:08x}", fastrand::u32(..));
     let sample = w1_envelope(42, o.payload_bytes, None);
 
-    // Ceiling first, on a quiet server.
-    let (ceiling_rate, ceiling_method) = ceiling::ceiling(&client, &mut conn, &sample).await?;
-    let w1 = throughput(o, &client, &mut conn, &tag).await?;
-    let (idle, lat) = latency(o, &client, &mut conn, &tag).await?;
+    // Ceiling first, on a quiet server (on a cluster: the subscriber's node).
+    let sub = target.subscriber();
+    let (ceiling_rate, ceiling_method) =
+        ceiling::ceiling(&sub.client, &mut sub.conn.clone(), &sample).await?;
+    let w1 = throughput(o, &mut target, &tag).await?;
+    let (idle, lat) = latency(o, &mut target, &tag).await?;
     let pusher = if o.pusher {
-        Some(pusher::run(o, &mut conn, &tag).await?)
+        Some(pusher::run(o, &mut target, &tag).await?)
     } else {
         None
     };
     let outage = match o.outage {
-        Some((length, rate)) => Some(outage::run(o, &mut conn, &tag, length, rate).await?),
+        Some((length, rate)) => Some(outage::run(o, &mut target, &tag, length, rate).await?),
         None => None,
     };
-    cleanup(&mut conn, &tag).await?;
+    target.cleanup(&tag).await?;
 
-    let events_per_sec = o.events as f64 / w1.seconds;
     Ok(Report {
         redis_version,
         cores: cores(),
-        events: o.events,
-        envelope_bytes: w1.envelope_bytes,
+        load_average,
         concurrency: o.concurrency,
         batch_size: o.batch_size,
-        seconds: w1.seconds,
-        events_per_sec,
         ceiling_publish_per_sec: ceiling_rate,
         ceiling_method,
-        ratio_of_ceiling: events_per_sec / ceiling_rate,
-        redis_commands_per_event: w1.commands_per_event,
+        ratio_of_ceiling: w1.events_per_sec / ceiling_rate,
+        w1,
         latency_rate: o.rate,
         latency_samples: lat.len(),
         latency_p50_ms: percentile(&lat, 50.0),
         latency_p99_ms: percentile(&lat, 99.0),
         latency_p999_ms: percentile(&lat, 99.9),
         latency_max_ms: lat.last().copied().unwrap_or(0.0),
-        peak_rss_mb: w1.peak_rss_mb,
         idle_rss_mb: idle.rss_mb,
         idle_cpu_percent: idle.cpu_percent,
         idle_wake_p50_ms: percentile(&idle.wake_ms, 50.0),
         idle_wake_max_ms: idle.wake_ms.last().copied().unwrap_or(0.0),
         subscriber: o.subscriber,
-        cpu_us_per_event: w1.cpu.per_event(o.events),
-        cpu_seconds: w1.cpu,
         pusher,
         outage,
     })
@@ -224,68 +265,124 @@ async fn redis_version(conn: &mut Conn) -> Result<String, BenchError> {
         .to_string())
 }
 
-/// What the W1 throughput run measured.
-struct W1 {
-    envelope_bytes: usize,
-    seconds: f64,
-    commands_per_event: f64,
-    peak_rss_mb: f64,
-    cpu: CpuSeconds,
-}
-
-/// W1: preload, start herald, time until the subscriber has every message.
-async fn throughput(
-    o: &Options,
-    client: &redis::Client,
-    conn: &mut Conn,
-    tag: &str,
-) -> Result<W1, BenchError> {
-    let queue = format!("herald:bench:{tag}:w1");
-    let preloading = bar(o.progress, o.events as u64, "preloading");
-    let envelope_bytes = preload(conn, &queue, o.events, o.payload_bytes, &preloading).await?;
-    let mut counter = Counter::start(client, o.subscriber, o.payload_bytes).await?;
-    let before = command_calls(conn).await?;
-    let redis_cpu_before = redis_cpu(conn).await?;
+/// W1: preload every queue on its master, start herald on all of them, time until the
+/// subscriber has every message; CPU and commands from every node.
+async fn throughput(o: &Options, target: &mut Target, tag: &str) -> Result<W1Figures, BenchError> {
+    let n = o.queues.unwrap_or(target.masters()).max(1);
+    let queues = target.queues(&format!("herald:bench:{tag}:w1"), n).await?;
+    let envelope_bytes = preload_spread(o, target, &queues).await?;
+    let metas = metas(target, &queues).await?;
+    let mut counter =
+        Counter::start(&target.subscriber().client, o.subscriber, o.payload_bytes).await?;
+    let before = target.sample().await?;
     let bench_cpu_before = process_cpu("self");
     counter.expect(o.events);
     let started = Instant::now();
-    let child = Child::start(o, &queue, "\"redis\"", "").await?;
+    let child = Child::start(o, &queues, "\"redis\"", "").await?;
     let guard = Duration::from_secs(120 + o.events as u64 / 1000);
     let running = bar(o.progress, o.events as u64, "W1");
     let outcome = counter.wait(o.events, guard, &running).await;
     let wall = started.elapsed().as_secs_f64();
     let (_, peak_rss_mb) = child.rss_mb();
-    let cpu = CpuSeconds {
-        herald: child.pid().map_or(0.0, |p| process_cpu(&p.to_string())),
-        redis: redis_cpu(conn).await? - redis_cpu_before,
-        subscriber: process_cpu("self") - bench_cpu_before,
-        available: wall * cores() as f64,
-    };
-    let after = command_calls(conn).await?;
+    let herald_cpu = child.pid().map_or(0.0, |p| process_cpu(&p.to_string()));
+    let subscriber_cpu = process_cpu("self") - bench_cpu_before;
+    let after = target.sample().await?;
     child.stop().await;
     let (last, _) = outcome?;
-    // Our own INFO calls (commandstats, cpu ×2) are in the difference.
-    let commands_per_event = after.saturating_sub(before + 3) as f64 / o.events as f64;
-    Ok(W1 {
+    target.check_unchanged().await?;
+    let nodes: Vec<NodeFigures> = metas
+        .into_iter()
+        .zip(before.into_iter().zip(after))
+        .map(|(m, (b, a))| NodeFigures::between(m, b, a, o.events))
+        .collect();
+    let (redis_cpu, commands, master_commands) = node_totals(&nodes);
+    let cpu = CpuSeconds {
+        herald: herald_cpu,
+        redis: redis_cpu,
+        subscriber: subscriber_cpu,
+        available: wall * cores() as f64,
+    };
+    let seconds = last.duration_since(started).as_secs_f64();
+    Ok(W1Figures {
+        mode: target.mode,
+        wait_replicas: o.endpoint.wait_replicas,
+        queues,
+        events: o.events,
         envelope_bytes,
-        seconds: last.duration_since(started).as_secs_f64(),
-        commands_per_event,
+        seconds,
+        events_per_sec: o.events as f64 / seconds,
+        redis_commands_per_event: commands,
+        redis_master_commands_per_event: master_commands,
         peak_rss_mb,
-        cpu,
+        cpu_us_per_event: cpu.per_event(o.events),
+        cpu_seconds: cpu,
+        nodes,
     })
+}
+
+/// Preloads `o.events` W1 envelopes, a share on each queue, each through its master's
+/// connection; returns the envelope size.
+async fn preload_spread(
+    o: &Options,
+    target: &mut Target,
+    queues: &[String],
+) -> Result<usize, BenchError> {
+    let preloading = bar(o.progress, o.events as u64, "preloading");
+    let mut envelope_bytes = 0;
+    for (q, orders) in queues.iter().zip(shares(o.events, queues.len())) {
+        let mut conn = target.conn_for(q).await?;
+        envelope_bytes = preload(&mut conn, q, orders, o.payload_bytes, &preloading).await?;
+    }
+    preloading.finish_and_clear();
+    Ok(envelope_bytes)
+}
+
+/// Order ids `0..events` cut into `queues` contiguous shares, the first ones larger by one.
+fn shares(events: usize, queues: usize) -> Vec<std::ops::Range<u64>> {
+    let (each, rest) = (events / queues, events % queues);
+    let mut start = 0u64;
+    (0..queues)
+        .map(|i| {
+            let len = (each + usize::from(i < rest)) as u64;
+            start += len;
+            start - len..start
+        })
+        .collect()
+}
+
+/// Each node's place in the run: its role, whether the subscriber is on it, its W1 queues.
+async fn metas(target: &mut Target, queues: &[String]) -> Result<Vec<NodeMeta>, BenchError> {
+    let mut served = vec![Vec::new(); target.nodes.len()];
+    for q in queues {
+        served[target.master_of(q).await?].push(q.clone());
+    }
+    let sub = target.subscriber().addr.clone();
+    Ok(target
+        .nodes
+        .iter()
+        .zip(served)
+        .map(|(n, queues)| NodeMeta {
+            node: n.role.label(),
+            addr: n.addr.clone(),
+            replica: matches!(n.role, Role::Replica(_)),
+            subscriber: n.addr == sub,
+            queues,
+        })
+        .collect())
 }
 
 /// Latency at a fixed rate, on a fresh process (its idle figures measured first): (idle
 /// figures, sorted latencies in ms).
 async fn latency(
     o: &Options,
-    client: &redis::Client,
-    conn: &mut Conn,
+    target: &mut Target,
     tag: &str,
 ) -> Result<(Idle, Vec<f64>), BenchError> {
     let queue = format!("herald:bench:{tag}:latency");
+    let conn = &mut target.conn_for(&queue).await?;
+    let client = &target.subscriber().client;
     let mut counter = Counter::start(client, o.subscriber, o.payload_bytes).await?;
-    let child = Child::start(o, &queue, "\"redis\"", "").await?;
+    let child = Child::start(o, std::slice::from_ref(&queue), "\"redis\"", "").await?;
     // Ready when one warm-up envelope went through.
     counter.expect(1);
     let _: () = redis::cmd("LPUSH")
@@ -383,22 +480,18 @@ async fn produce(mut conn: Conn, queue: String, rate: u32, pad: usize, total: us
     }
 }
 
-/// Leaves nothing of this run behind.
-async fn cleanup(conn: &mut Conn, tag: &str) -> Result<(), BenchError> {
-    let keys: Vec<String> = redis::cmd("KEYS")
-        .arg(format!("*herald:bench:{tag}*"))
-        .query_async(conn)
-        .await?;
-    if !keys.is_empty() {
-        let _: () = redis::cmd("DEL").arg(&keys).query_async(conn).await?;
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use herald::envelope::{Limits, decode};
     use herald_testkit::w1::{find_u64, w1_envelope};
+
+    #[test]
+    fn shares_cover_every_order_once() {
+        assert_eq!(super::shares(10, 3), [0..4, 4..7, 7..10]);
+        assert_eq!(super::shares(9, 1).len(), 1);
+        assert_eq!(super::shares(9, 1)[0], 0..9);
+        assert_eq!(super::shares(2, 3), [0..1, 1..2, 2..2]);
+    }
 
     #[test]
     fn w1_envelopes_are_valid_and_about_330_bytes() {

@@ -17,6 +17,7 @@ use herald_testkit::w1::{find_u64, w1_envelope};
 
 use super::measure::{now_us, process_cpu};
 use super::report::OutageReport;
+use super::target::Target;
 use super::{BenchError, Child, Conn, Options};
 
 /// What reached the fake, folded as it arrives (the fake's events are taken every sample).
@@ -104,7 +105,7 @@ pub(super) fn bytes_per_envelope(memory_above_baseline: u64, backlog: u64) -> f6
 /// Runs the outage scenario on a private queue and reports it.
 pub(super) async fn run(
     o: &Options,
-    conn: &mut Conn,
+    target: &mut Target,
     tag: &str,
     outage: Duration,
     rate: u32,
@@ -115,7 +116,10 @@ pub(super) async fn run(
     let delayed = format!("{{{queue}}}:delayed");
     let parked = format!("{{{queue}}}:parked:on:pusher");
     let held = [delayed.as_str(), parked.as_str()];
-    let child = Child::start(o, &queue, "\"pusher\"", &fake.connection_toml("pusher", "")).await?;
+    // Every key sampled here is in the queue's slot: its master holds the backlog.
+    let conn = &mut target.conn_for(&queue).await?;
+    let pusher = fake.connection_toml("pusher", "");
+    let child = Child::start(o, std::slice::from_ref(&queue), "\"pusher\"", &pusher).await?;
     // Ready when one warm-up envelope went through.
     let _: () = redis::cmd("LPUSH")
         .arg(&queue)

@@ -6,6 +6,7 @@ use herald_testkit::PusherFake;
 
 use super::counter::{bar, preload};
 use super::report::PusherReport;
+use super::target::Target;
 use super::{BenchError, Child, Options};
 
 /// W1 through the Pusher broadcaster (and nothing else) against the local Pusher-compatible
@@ -13,22 +14,20 @@ use super::{BenchError, Child, Options};
 /// counting the HTTP requests herald needed.
 pub(super) async fn run(
     o: &Options,
-    conn: &mut redis::aio::MultiplexedConnection,
+    target: &mut Target,
     tag: &str,
 ) -> Result<PusherReport, BenchError> {
     let fake = PusherFake::start().await?;
     fake.keep_details(false);
     let queue = format!("herald:bench:{tag}:pusher");
-    preload(
-        conn,
-        &queue,
-        o.events,
-        o.payload_bytes,
-        &bar(o.progress, o.events as u64, "preloading"),
-    )
-    .await?;
+    let preloading = bar(o.progress, o.events as u64, "preloading");
+    let mut conn = target.conn_for(&queue).await?;
+    let orders = 0..o.events as u64;
+    preload(&mut conn, &queue, orders, o.payload_bytes, &preloading).await?;
+    preloading.finish_and_clear();
     let started = Instant::now();
-    let child = Child::start(o, &queue, "\"pusher\"", &fake.connection_toml("pusher", "")).await?;
+    let pusher = fake.connection_toml("pusher", "");
+    let child = Child::start(o, &[queue], "\"pusher\"", &pusher).await?;
     let progress = bar(o.progress, o.events as u64, "W1 pusher");
     let deadline = started + Duration::from_secs(300 + o.events as u64 / 100);
     let mut last = (0, Instant::now());

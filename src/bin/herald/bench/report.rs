@@ -2,29 +2,31 @@
 
 use serde::Serialize;
 
+use super::target::{Counts, Mode, OWN_CALLS};
+
 /// Everything `herald bench` prints.
 #[derive(Debug, Clone, Serialize)]
 pub(crate) struct Report {
     pub(crate) redis_version: String,
     pub(crate) cores: usize,
-    pub(crate) events: usize,
-    pub(crate) envelope_bytes: usize,
+    /// 1-, 5- and 15-minute load averages when the bench started.
+    pub(crate) load_average: String,
     pub(crate) concurrency: usize,
     pub(crate) batch_size: usize,
-    pub(crate) seconds: f64,
-    pub(crate) events_per_sec: f64,
-    /// `PUBLISH`/s Redis itself manages here, pipelined, with one pattern subscriber.
+    /// The W1 throughput run.
+    #[serde(flatten)]
+    pub(crate) w1: W1Figures,
+    /// `PUBLISH`/s Redis itself manages here, pipelined, with one pattern subscriber (on a
+    /// cluster: on the subscriber's node, which relays each to every other node).
     pub(crate) ceiling_publish_per_sec: f64,
     pub(crate) ceiling_method: String,
     pub(crate) ratio_of_ceiling: f64,
-    pub(crate) redis_commands_per_event: f64,
     pub(crate) latency_rate: u32,
     pub(crate) latency_samples: usize,
     pub(crate) latency_p50_ms: f64,
     pub(crate) latency_p99_ms: f64,
     pub(crate) latency_p999_ms: f64,
     pub(crate) latency_max_ms: f64,
-    pub(crate) peak_rss_mb: f64,
     pub(crate) idle_rss_mb: f64,
     /// CPU of an idle herald, in percent of one core.
     pub(crate) idle_cpu_percent: f64,
@@ -33,14 +35,88 @@ pub(crate) struct Report {
     pub(crate) idle_wake_max_ms: f64,
     /// What the subscriber did with each message (`verify`: every byte checked).
     pub(crate) subscriber: super::Check,
-    /// CPU seconds spent during the W1 run, per party: what limits throughput.
-    pub(crate) cpu_seconds: CpuSeconds,
-    /// The same, per event, in microseconds.
-    pub(crate) cpu_us_per_event: CpuPerEvent,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) pusher: Option<PusherReport>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) outage: Option<OutageReport>,
+}
+
+/// What one W1 throughput run measured.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct W1Figures {
+    pub(crate) mode: Mode,
+    /// The child's `[redis] wait_replicas`.
+    pub(crate) wait_replicas: u32,
+    /// The queues W1 was spread over (one per master on a cluster, unless `--queues`).
+    pub(crate) queues: Vec<String>,
+    pub(crate) events: usize,
+    pub(crate) envelope_bytes: usize,
+    pub(crate) seconds: f64,
+    pub(crate) events_per_sec: f64,
+    /// `INFO commandstats` calls over every node (a replica counts what it applies from its
+    /// master's stream), per event.
+    pub(crate) redis_commands_per_event: f64,
+    /// The same over the masters only: what the clients sent (standalone: the same figure).
+    pub(crate) redis_master_commands_per_event: f64,
+    pub(crate) peak_rss_mb: f64,
+    /// CPU seconds spent during the run, per party: what limits throughput. `redis` is the
+    /// sum over every node.
+    pub(crate) cpu_seconds: CpuSeconds,
+    /// The same, per event, in microseconds.
+    pub(crate) cpu_us_per_event: CpuPerEvent,
+    /// Each data node's share (standalone: one).
+    pub(crate) nodes: Vec<NodeFigures>,
+}
+
+/// One data node during a W1 run.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct NodeFigures {
+    #[serde(flatten)]
+    pub(crate) meta: NodeMeta,
+    pub(crate) cpu_seconds: f64,
+    pub(crate) cpu_us_per_event: f64,
+    pub(crate) commands_per_event: f64,
+}
+
+/// A node's place in a run.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct NodeMeta {
+    /// `server`, `master 1`, `replica of 1`.
+    pub(crate) node: String,
+    pub(crate) addr: String,
+    pub(crate) replica: bool,
+    /// The subscriber listened here.
+    pub(crate) subscriber: bool,
+    /// The W1 queues whose slots it serves.
+    pub(crate) queues: Vec<String>,
+}
+
+impl NodeFigures {
+    /// What a node did between two samples over `events` events, less the bench's own
+    /// [`OWN_CALLS`].
+    pub(super) fn between(meta: NodeMeta, before: Counts, after: Counts, events: usize) -> Self {
+        let per_event = |x: f64| x / events.max(1) as f64;
+        let cpu = after.cpu - before.cpu;
+        let calls = after.calls.saturating_sub(before.calls + OWN_CALLS);
+        NodeFigures {
+            meta,
+            cpu_seconds: cpu,
+            cpu_us_per_event: per_event(cpu * 1e6),
+            commands_per_event: per_event(calls as f64),
+        }
+    }
+}
+
+/// Every node's CPU seconds, and commands per event over every node and over the masters.
+pub(crate) fn node_totals(nodes: &[NodeFigures]) -> (f64, f64, f64) {
+    let cpu = nodes.iter().map(|n| n.cpu_seconds).sum();
+    let all = nodes.iter().map(|n| n.commands_per_event).sum();
+    let masters = nodes
+        .iter()
+        .filter(|n| !n.meta.replica)
+        .map(|n| n.commands_per_event)
+        .sum();
+    (cpu, all, masters)
 }
 
 /// CPU time (user + system) used during W1 by each party on the machine.
@@ -182,33 +258,36 @@ impl Report {
     pub(crate) fn table(&self) -> String {
         let mut s = String::new();
         let mut line = |k: &str, v: String| s.push_str(&format!("{k:<26}{v}\n"));
+        let w = &self.w1;
         line(
             "workload",
             format!(
-                "W1: {} envelopes of {} bytes, redis broadcaster",
-                self.events, self.envelope_bytes
+                "W1: {} envelopes of {} bytes over {} queue(s), redis broadcaster",
+                w.events,
+                w.envelope_bytes,
+                w.queues.len()
             ),
         );
         line(
             "machine",
             format!(
-                "{} cores; redis {} on the same machine",
-                self.cores, self.redis_version
+                "{} cores (load average {}); redis {} on the same machine ({})",
+                self.cores,
+                self.load_average,
+                self.redis_version,
+                w.deployment()
             ),
         );
         line(
             "worker",
             format!(
-                "concurrency {} x batch {}",
-                self.concurrency, self.batch_size
+                "concurrency {} x batch {} per queue, wait_replicas {}",
+                self.concurrency, self.batch_size, w.wait_replicas
             ),
         );
         line(
             "throughput",
-            format!(
-                "{:.0} events/s ({:.2} s)",
-                self.events_per_sec, self.seconds
-            ),
+            format!("{:.0} events/s ({:.2} s)", w.events_per_sec, w.seconds),
         );
         line(
             "redis ceiling",
@@ -218,10 +297,7 @@ impl Report {
             ),
         );
         line("ratio to ceiling", format!("{:.3}", self.ratio_of_ceiling));
-        line(
-            "redis commands / event",
-            format!("{:.3}", self.redis_commands_per_event),
-        );
+        line("redis commands / event", w.commands());
         line(
             "latency",
             format!(
@@ -234,7 +310,7 @@ impl Report {
                 self.latency_rate
             ),
         );
-        let c = &self.cpu_seconds;
+        let c = &w.cpu_seconds;
         line(
             "CPU during W1",
             format!(
@@ -242,7 +318,7 @@ impl Report {
                 c.herald, c.redis, c.subscriber, c.available
             ),
         );
-        let u = &self.cpu_us_per_event;
+        let u = &w.cpu_us_per_event;
         line(
             "CPU per event",
             format!(
@@ -256,7 +332,8 @@ impl Report {
                 }
             ),
         );
-        line("peak RSS (W1)", format!("{:.1} MB", self.peak_rss_mb));
+        w.node_lines(&mut line);
+        line("peak RSS (W1)", format!("{:.1} MB", w.peak_rss_mb));
         line("idle RSS", format!("{:.1} MB", self.idle_rss_mb));
         line(
             "idle",
@@ -270,6 +347,67 @@ impl Report {
         }
         if let Some(out) = &self.outage {
             out.lines(&mut line);
+        }
+        s
+    }
+}
+
+impl W1Figures {
+    /// `standalone`, or `cluster: 3 masters, 3 replicas`.
+    pub(crate) fn deployment(&self) -> String {
+        match self.mode {
+            Mode::Standalone => "standalone".into(),
+            Mode::Cluster => {
+                let replicas = self.nodes.iter().filter(|n| n.meta.replica).count();
+                let masters = self.nodes.len() - replicas;
+                format!("cluster: {masters} masters, {replicas} replicas")
+            }
+        }
+    }
+
+    /// Commands per event, and on a cluster the masters' share.
+    pub(crate) fn commands(&self) -> String {
+        match self.mode {
+            Mode::Standalone => format!("{:.3}", self.redis_commands_per_event),
+            Mode::Cluster => format!(
+                "{:.3} over every node ({:.3} on the masters)",
+                self.redis_commands_per_event, self.redis_master_commands_per_event
+            ),
+        }
+    }
+
+    /// On a cluster, one line per node: its CPU and commands per event, and what it serves.
+    fn node_lines(&self, line: &mut impl FnMut(&str, String)) {
+        if self.mode == Mode::Standalone {
+            return;
+        }
+        for n in &self.nodes {
+            line(
+                &format!("  {}", n.meta.node),
+                format!(
+                    "{}: CPU {:.2} µs/event, {:.3} commands/event{}",
+                    n.meta.addr,
+                    n.cpu_us_per_event,
+                    n.commands_per_event,
+                    n.serves()
+                ),
+            );
+        }
+    }
+}
+
+impl NodeFigures {
+    /// `; 1 queue; the subscriber`: what the node serves besides replication and the bus
+    /// (which queues is in the JSON; their names change from run to run).
+    pub(crate) fn serves(&self) -> String {
+        let mut s = String::new();
+        match self.meta.queues.len() {
+            0 => {}
+            1 => s.push_str("; 1 queue"),
+            n => s.push_str(&format!("; {n} queues")),
+        }
+        if self.meta.subscriber {
+            s.push_str("; the subscriber");
         }
         s
     }
@@ -308,6 +446,48 @@ pub(crate) fn percentile(sorted: &[f64], p: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn meta(node: &str, replica: bool) -> NodeMeta {
+        NodeMeta {
+            node: node.into(),
+            addr: "127.0.0.1:1".into(),
+            replica,
+            subscriber: false,
+            queues: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn node_figures_are_per_event_less_the_benchs_own_calls() {
+        let counts = |cpu, calls| Counts { cpu, calls };
+        let n = NodeFigures::between(
+            meta("master 1", false),
+            counts(1.0, 100),
+            counts(1.5, 1103),
+            1000,
+        );
+        assert!((n.cpu_seconds - 0.5).abs() < 1e-9);
+        assert!((n.cpu_us_per_event - 500.0).abs() < 1e-6);
+        assert!((n.commands_per_event - 1.0).abs() < 1e-9);
+        // A node that saw only the bench's own INFO calls did nothing.
+        let idle = NodeFigures::between(
+            meta("replica of 1", true),
+            counts(2.0, 10),
+            counts(2.0, 13),
+            1000,
+        );
+        assert_eq!(idle.commands_per_event, 0.0);
+        let r = NodeFigures::between(
+            meta("replica of 1", true),
+            counts(0.0, 0),
+            counts(0.25, 503),
+            1000,
+        );
+        let (cpu, all, masters) = node_totals(&[n, r]);
+        assert!((cpu - 0.75).abs() < 1e-9);
+        assert!((all - 1.5).abs() < 1e-9);
+        assert!((masters - 1.0).abs() < 1e-9);
+    }
 
     #[test]
     fn percentiles() {
