@@ -11,6 +11,7 @@ use std::time::Duration;
 use herald::ops::{Actor, Selection};
 use herald_testkit::Action;
 
+use crate::support::deployment::Deployment;
 use crate::support::herald::{Running, config};
 use crate::support::{eventually, guard, keys, push, queue, settled};
 
@@ -320,30 +321,40 @@ async fn an_outage_while_events_arrive_loses_nothing() {
 /// measured 31.5 % adjacent inversions): each deferred envelope came back round the queue
 /// behind newer ones whenever the circuit might close. Parked for the circuit, the backlog
 /// drains oldest first once it closes: no event arrives more than one batch (its requests run
-/// concurrently) away from its place in order of age, except an envelope that
-/// carried a failed probe (its own attempt failed: it retries with backoff, as any failure).
+/// concurrently) away from its place in order of age, except an envelope that carried a
+/// failed probe (its own attempt failed: it retries with backoff, as any failure).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_outage_backlog_drains_oldest_first() {
+    outage_backlog_drains_oldest_first(Deployment::standalone()).await;
+}
+
+/// The same on a cluster: the parked sets live in the queue's slot.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_outage_backlog_drains_oldest_first_on_a_cluster() {
+    outage_backlog_drains_oldest_first(Deployment::cluster()).await;
+}
+
+async fn outage_backlog_drains_oldest_first(redis: Deployment) {
     const N: usize = 2000;
     const WINDOW: usize = 50;
-    let redis = RedisServer::start();
     let fake = PusherFake::start().await.unwrap();
     fake.keep_details(true);
     fake.reject_matching("OrderShipped", 503);
-    let herald = Running::start(with_fake(
-        &redis,
-        &fake,
+    let herald = Running::start(redis.config(
         "concurrency = 1\nbatch_size = 50\npromote_interval = \"20ms\"",
-        "circuit_failures = 3\ncircuit_open_for = \"200ms\"",
-        "",
+        &format!(
+            "[retry]\nmax_attempts = 10\ndelays = [\"20ms\"]\n[broadcasting]\ndefault = [\"pusher\"]\n{}",
+            fake.connection_toml("pusher", "circuit_failures = 3\ncircuit_open_for = \"200ms\"")
+        ),
     ))
     .await;
     // One envelope, retried every 20 ms, fails until the circuit opens.
-    push(&redis, &[envelope("trip", &["trip"], json!({}))]).await;
+    redis.push(&[envelope("trip", &["trip"], json!({}))]).await;
+    let circuit = "herald:circuit:pusher";
     eventually("the circuit to open", || async {
-        let mut c = redis.conn().await;
+        let mut c = redis.conn_for(circuit).await;
         let open: Option<String> = redis::cmd("GET")
-            .arg("herald:circuit:pusher")
+            .arg(circuit)
             .query_async(&mut c)
             .await
             .ok()?;
@@ -362,8 +373,8 @@ async fn an_outage_backlog_drains_oldest_first() {
             .to_string()
         })
         .collect();
-    push(&redis, &backlog).await;
-    let q = queue(&redis);
+    redis.push(&backlog).await;
+    let q = redis.queue();
     eventually("the backlog to be parked", || async {
         let s = q.stats().await.ok()?;
         (s.parked as usize >= N && s.waiting == 0).then_some(())
