@@ -33,7 +33,7 @@ pub(crate) type Pooled = managed::Object<Manager>;
 pub(super) enum Source {
     Server(Arc<redis::Client>),
     /// Asked anew for every connection, so after a failover new ones reach the new primary.
-    Sentinel(Mutex<SentinelClient>),
+    Sentinel(Box<Mutex<SentinelClient>>),
 }
 
 pub(crate) struct Manager {

@@ -50,7 +50,7 @@ impl Sentinel {
             Some(node),
             SentinelServerType::Master,
         )?;
-        let pool = pool::build(Source::Sentinel(Mutex::new(client)), pool_size);
+        let pool = pool::build(Source::Sentinel(Box::new(Mutex::new(client))), pool_size);
         Ok(Sentinel { pool })
     }
 
