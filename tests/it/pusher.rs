@@ -29,13 +29,14 @@ pub(crate) fn with_fake(
     conn: &str,
     extra: &str,
 ) -> herald::Config {
-    config(
-        redis,
-        worker,
-        &format!(
-            "[retry]\nmax_attempts = 10\ndelays = [\"20ms\"]\n[broadcasting]\ndefault = [\"pusher\"]\n{}\n{extra}",
-            fake.connection_toml("pusher", conn)
-        ),
+    config(redis, worker, &fake_sections(fake, conn, extra))
+}
+
+/// The config sections of [`with_fake`] after `[worker]`, for any `[redis]` section.
+pub(crate) fn fake_sections(fake: &PusherFake, conn: &str, extra: &str) -> String {
+    format!(
+        "[retry]\nmax_attempts = 10\ndelays = [\"20ms\"]\n[broadcasting]\ndefault = [\"pusher\"]\n{}\n{extra}",
+        fake.connection_toml("pusher", conn)
     )
 }
 

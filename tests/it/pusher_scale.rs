@@ -5,7 +5,7 @@
 use herald_testkit::{FakeLimits, PusherFake, RedisServer};
 use serde_json::json;
 
-use crate::pusher::{dead_letter, envelope, with_fake};
+use crate::pusher::{dead_letter, envelope, fake_sections, with_fake};
 use std::time::Duration;
 
 use herald::ops::{Actor, Selection};
@@ -342,9 +342,10 @@ async fn outage_backlog_drains_oldest_first(redis: Deployment) {
     fake.reject_matching("OrderShipped", 503);
     let herald = Running::start(redis.config(
         "concurrency = 1\nbatch_size = 50\npromote_interval = \"20ms\"",
-        &format!(
-            "[retry]\nmax_attempts = 10\ndelays = [\"20ms\"]\n[broadcasting]\ndefault = [\"pusher\"]\n{}",
-            fake.connection_toml("pusher", "circuit_failures = 3\ncircuit_open_for = \"200ms\"")
+        &fake_sections(
+            &fake,
+            "circuit_failures = 3\ncircuit_open_for = \"200ms\"",
+            "",
         ),
     ))
     .await;
