@@ -486,48 +486,79 @@ async fn a_wrong_secret_is_dead_lettered_with_the_signature_rejection() {
 /// A 32-byte master key, base64, for the end-to-end test.
 const MASTER_KEY: &str = "ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8=";
 
-fn soketi_connection(soketi: &Soketi, secret: &str) -> String {
-    format!(
-        "[broadcasting]\ndefault = [\"pusher\"]\n[broadcasting.connections.pusher]\ndriver = \"pusher\"\n\
-         app_id = \"{}\"\nkey = \"{}\"\nsecret = \"{secret}\"\nhost = \"127.0.0.1\"\nport = {}\n\
-         scheme = \"http\"\nencryption_master_key_base64 = \"{MASTER_KEY}\"\n",
-        Soketi::APP_ID,
-        Soketi::KEY,
-        soketi.port
-    )
+/// A Pusher-protocol server's one app, as herald and pusher-js reach it on loopback.
+pub(crate) struct Server<'a> {
+    pub port: u16,
+    pub app_id: &'a str,
+    pub key: &'a str,
+    pub secret: &'a str,
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn pusher_js_clients_receive_every_event_from_soketi() {
-    let peers = peers::installed();
-    let soketi = Soketi::start(&peers).await;
-    let redis = RedisServer::start();
-    let mut client = NodeScript::start(
-        &peers,
-        "pusher-client.js",
-        &[
-            ("PUSHER_HOST", "127.0.0.1".into()),
-            ("PUSHER_PORT", soketi.port.to_string()),
-            ("PUSHER_APP_ID", Soketi::APP_ID.into()),
-            ("PUSHER_APP_KEY", Soketi::KEY.into()),
-            ("PUSHER_APP_SECRET", Soketi::SECRET.into()),
-            ("PUSHER_ENCRYPTION_MASTER_KEY_BASE64", MASTER_KEY.into()),
-            (
-                "CHANNELS",
-                "orders,private-encrypted-vault,multi-a,multi-b".into(),
-            ),
-        ],
-    );
-    let ready = client.next().await;
-    assert_eq!(ready, json!({"ready": true}), "client: {}", client.stderr());
+impl Server<'_> {
+    fn soketi(soketi: &Soketi) -> Server<'static> {
+        Server {
+            port: soketi.port,
+            app_id: Soketi::APP_ID,
+            key: Soketi::KEY,
+            secret: Soketi::SECRET,
+        }
+    }
 
-    let herald = Running::start(config(
-        &redis,
-        "",
-        &soketi_connection(&soketi, Soketi::SECRET),
-    ))
-    .await;
-    // 1,000 events: 800 public, 100 end-to-end encrypted, 100 on two channels at once.
+    /// herald's `pusher` connection to it, signing with `secret`.
+    pub(crate) fn connection(&self, secret: &str) -> String {
+        format!(
+            "[broadcasting]\ndefault = [\"pusher\"]\n[broadcasting.connections.pusher]\ndriver = \"pusher\"\n\
+             app_id = \"{}\"\nkey = \"{}\"\nsecret = \"{secret}\"\nhost = \"127.0.0.1\"\nport = {}\n\
+             scheme = \"http\"\nencryption_master_key_base64 = \"{MASTER_KEY}\"\n",
+            self.app_id, self.key, self.port
+        )
+    }
+
+    /// A pusher-js client subscribed to `channels`, ready (every subscription succeeded).
+    pub(crate) async fn client(&self, peers: &std::path::Path, channels: &str) -> NodeScript {
+        let mut client = NodeScript::start(
+            peers,
+            "pusher-client.js",
+            &[
+                ("PUSHER_HOST", "127.0.0.1".into()),
+                ("PUSHER_PORT", self.port.to_string()),
+                ("PUSHER_APP_ID", self.app_id.into()),
+                ("PUSHER_APP_KEY", self.key.into()),
+                ("PUSHER_APP_SECRET", self.secret.into()),
+                ("PUSHER_ENCRYPTION_MASTER_KEY_BASE64", MASTER_KEY.into()),
+                ("CHANNELS", channels.into()),
+            ],
+        );
+        let ready = client.next().await;
+        assert_eq!(ready, json!({"ready": true}), "client: {}", client.stderr());
+        client
+    }
+}
+
+/// The next event `client` prints, as (event, channel, data.i) and its data; fails on an error.
+pub(crate) async fn next_event(client: &mut NodeScript) -> ((String, String, i64), Value) {
+    let line = client.next().await;
+    assert!(
+        line.get("error").is_none(),
+        "client: {line}\n{}",
+        client.stderr()
+    );
+    let key = (
+        line["event"].as_str().unwrap_or("").to_string(),
+        line["channel"].as_str().unwrap_or("").to_string(),
+        line["data"]["i"].as_i64().unwrap_or(-1),
+    );
+    (key, line["data"].clone())
+}
+
+/// herald → `server` → a real pusher-js client: 1,000 events, 800 public, 100 end-to-end
+/// encrypted, 100 on two channels at once; each arrives once, with its data unchanged.
+pub(crate) async fn every_event_reaches_pusher_js(peers: &std::path::Path, server: &Server<'_>) {
+    let redis = RedisServer::start();
+    let mut client = server
+        .client(peers, "orders,private-encrypted-vault,multi-a,multi-b")
+        .await;
+    let herald = Running::start(config(&redis, "", &server.connection(server.secret))).await;
     let mut expected: BTreeMap<(String, String, i64), Value> = BTreeMap::new();
     let envelopes: Vec<String> = (0..1000i64)
         .map(|i| {
@@ -548,19 +579,7 @@ async fn pusher_js_clients_receive_every_event_from_soketi() {
 
     let mut received: BTreeMap<(String, String, i64), Value> = BTreeMap::new();
     while received.len() < expected.len() {
-        let line = client.next().await;
-        assert!(
-            line.get("error").is_none(),
-            "client: {line}\n{}",
-            client.stderr()
-        );
-        let i = line["data"]["i"].as_i64().unwrap_or(-1);
-        let key = (
-            line["event"].as_str().unwrap_or("").to_string(),
-            line["channel"].as_str().unwrap_or("").to_string(),
-            i,
-        );
-        let data = line["data"].clone();
+        let (key, data) = next_event(&mut client).await;
         assert!(
             received.insert(key.clone(), data).is_none(),
             "received twice: {key:?}"
@@ -574,6 +593,13 @@ async fn pusher_js_clients_receive_every_event_from_soketi() {
     assert!(queue(&redis).failed_list(0, 10).await.unwrap().is_empty());
     herald.stop().await.unwrap();
     client.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pusher_js_clients_receive_every_event_from_soketi() {
+    let peers = peers::installed();
+    let soketi = Soketi::start(&peers).await;
+    every_event_reaches_pusher_js(&peers, &Server::soketi(&soketi)).await;
     drop(soketi);
 }
 
@@ -585,7 +611,7 @@ async fn soketi_rejecting_a_wrong_secret_is_a_dead_letter_naming_the_signature()
     let herald = Running::start(config(
         &redis,
         "",
-        &soketi_connection(&soketi, "not-the-secret"),
+        &Server::soketi(&soketi).connection("not-the-secret"),
     ))
     .await;
     push(&redis, &[envelope("ws1", &["orders"], json!({"i": 1}))]).await;

@@ -7,7 +7,8 @@
 //! - [`deployment::Deployment`]: one `redis-server` or a Redis Cluster behind one interface, for
 //!   the checks that run on both; [`events`]: the numbered envelopes they push and count.
 //! - [`subscriber::Subscriber`]: a real `PSUBSCRIBE` client.
-//! - [`peers`]: soketi and pusher-js from the npm registry, for the Pusher end-to-end tests.
+//! - [`peers`]: soketi and pusher-js from the npm registry, for the Pusher end-to-end tests;
+//!   [`sockudo`]: sockudo, built by `scripts/test`, and a proxy that loses one answer.
 //! - [`admin::Admin`]: the dashboard's HTTP API as curl uses it; [`browser::Browser`]: Debian's
 //!   Chromium driven by playwright-core, for the dashboard.
 
@@ -18,6 +19,7 @@ pub mod events;
 pub mod herald;
 pub mod keys;
 pub mod peers;
+pub mod sockudo;
 pub mod subscriber;
 
 use herald_testkit::RedisServer;
