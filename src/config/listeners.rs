@@ -20,8 +20,8 @@ pub enum ListenerConfig {
     Forward(ForwardConfig),
 }
 
-/// A `type = "webhook"` listener.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+/// A `type = "webhook"` listener. `Debug` masks a password in its URL, as `check-config` does.
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WebhookConfig {
     /// `http://` or `https://` URL to POST to.
@@ -36,6 +36,17 @@ pub struct WebhookConfig {
     /// the usual use): masked in `check-config` and `Debug`.
     #[serde(default)]
     pub headers: BTreeMap<String, Secret>,
+}
+
+impl std::fmt::Debug for WebhookConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebhookConfig")
+            .field("url", &super::mask_url_password(&self.url))
+            .field("secret", &self.secret)
+            .field("timeout", &self.timeout)
+            .field("headers", &self.headers)
+            .finish()
+    }
 }
 
 fn default_webhook_timeout() -> Duration {

@@ -409,7 +409,7 @@ async fn no_view_of_a_config_or_its_errors_shows_a_secret() {
         url = "redis://:hunter2@127.0.0.1:2"
         [listeners.hook]
         type = "webhook"
-        url = "https://example.test/hook"
+        url = "https://hook:hunter2@example.test/hook"
         secret = "hook-s3cret"
         headers = { Authorization = "Bearer-t0ken" }
         [admin]
