@@ -154,7 +154,11 @@ pub(crate) fn decide(
         let (code, reason) = if dead.iter().any(|d| d.retryable) {
             (
                 "retries_exhausted".to_string(),
-                format!("gave up after {attempts} attempts: {}", summary(&dead)),
+                format!(
+                    "gave up after {}: {}",
+                    attempts_text(attempts),
+                    summary(&dead)
+                ),
             )
         } else {
             (dead[0].code.clone(), summary(&dead))
@@ -162,6 +166,15 @@ pub(crate) fn decide(
         decision.dead = Some(dead_letter(queue, env, code, reason, dead, attempts, clock));
     }
     decision
+}
+
+/// "1 attempt", "3 attempts".
+fn attempts_text(n: u32) -> String {
+    if n == 1 {
+        "1 attempt".to_string()
+    } else {
+        format!("{n} attempts")
+    }
 }
 
 /// An envelope redelivered after worker crashes until it ran out of attempts: dead-lettered
@@ -483,7 +496,14 @@ mod tests {
         let e = env(r#"{"event":"E","data":{},"max_attempts":1}"#);
         let d = decide("q", &e, &[(l("a"), http(500))], &policy(10), CLOCK);
         assert!(d.retry.is_none());
-        assert_eq!(d.dead.unwrap().1.code, "retries_exhausted");
+        let dead = d.dead.unwrap().1;
+        assert_eq!(dead.code, "retries_exhausted");
+        // Regression: the reason said "gave up after 1 attempts".
+        assert!(
+            dead.reason.starts_with("gave up after 1 attempt: "),
+            "{}",
+            dead.reason
+        );
     }
 
     #[test]
