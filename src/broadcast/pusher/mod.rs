@@ -179,11 +179,12 @@ impl PusherBroadcaster {
             .then(|| MasterKey::from_base64(config.encryption_master_key_base64.expose()).ok())
             .flatten();
         let keys = GlobalKeys::new(key_prefix);
+        // The `Host` header as reqwest writes it: the port only when it is not the scheme's.
         let host = reqwest::Url::parse(&config.base_url())
             .ok()
             .and_then(|u| {
-                u.host_str()
-                    .map(|h| format!("{h}:{}", u.port().unwrap_or(443)))
+                let port = u.port().map(|p| format!(":{p}")).unwrap_or_default();
+                u.host_str().map(|h| format!("{h}{port}"))
             })
             .unwrap_or_default();
         let apps = match config.apps_source() {
