@@ -1,8 +1,9 @@
 //! herald against a real sockudo (built by `scripts/test` with `cargo install sockudo`), with a
 //! real pusher-js client: every event of a 1,000-event run arrives once, public, end-to-end
 //! encrypted and multi-channel; and a batch whose answer was lost after sockudo published it is
-//! retried byte for byte, so sockudo's idempotency (keyed by herald's `idempotency_key`, checked
-//! against the payload's fingerprint) drops the copy: each client sees each event once.
+//! retried with the same `idempotency_key`s, so sockudo drops the copy: each client sees each
+//! event once. (That the retry is byte for byte is checked against the strict fake, in
+//! `pusher_scale`: sockudo 5.2.0 drops a repeated key without comparing the payload.)
 //!
 //! Each test skips with a message when the sockudo binary is absent (its build needs `protoc`
 //! and 8–18 minutes of both cores); it never fails for that.
@@ -100,6 +101,69 @@ async fn a_batch_whose_answer_was_lost_is_retried_and_sockudo_delivers_each_even
         sockudo.log()
     );
     settled_and_clean(&queue(&redis)).await;
+    herald.stop().await.unwrap();
+    client.finish().await;
+}
+
+/// The sockudo preset of docs/pusher.md, checked at its edges against the real server: an event
+/// exactly at every limit is accepted by sockudo and reaches the client; one a byte or a
+/// character over any limit is dead-lettered by herald's own check, before any request (the
+/// code is herald's, not sockudo's `http_4xx`). A preset looser than sockudo would fail the
+/// second half, a stricter one the first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_documented_sockudo_limits_are_exactly_what_sockudo_accepts() {
+    let Some(bin) = sockudo::binary() else {
+        return sockudo::skipped("the_documented_sockudo_limits_are_exactly_what_sockudo_accepts");
+    };
+    let peers = peers::installed();
+    let sockudo = Sockudo::start(&bin).await;
+    let channel = "c".repeat(100);
+    let mut client = server(sockudo.port).client(&peers, &channel).await;
+    let redis = RedisServer::start();
+    let preset = "max_channel_name = 100\nmax_event_name = 100\nmax_data_bytes = 102400\n";
+    let pusher = server(sockudo.port)
+        .connection(Sockudo::SECRET)
+        .replace("scheme = ", &format!("{preset}scheme = "));
+    let herald = Running::start(config(&redis, "", &pusher)).await;
+
+    // `data` as sent is the JSON text of the envelope's data: {"i":N,"pad":"…"}.
+    let data = |i: i64, bytes: usize| {
+        let pad = bytes - format!("{{\"i\":{i},\"pad\":\"\"}}").len();
+        json!({"i": i, "pad": "x".repeat(pad)})
+    };
+    let event = |id: &str, name: &str, channel: &str, data: &serde_json::Value| {
+        json!({"id": id, "event": name, "channels": [channel], "data": data}).to_string()
+    };
+    let (name, at_limit) = ("E".repeat(100), data(0, 102_400));
+    push(
+        &redis,
+        &[
+            event("long-channel", &name, &"c".repeat(101), &data(1, 20)),
+            event("long-name", &"E".repeat(101), &channel, &data(2, 20)),
+            event("large-data", &name, &channel, &data(3, 102_401)),
+            event("at-every-limit", &name, &channel, &at_limit),
+        ],
+    )
+    .await;
+    let (key, got) = next_event(&mut client).await;
+    assert_eq!(key, (name.clone(), channel.clone(), 0), "{}", sockudo.log());
+    assert_eq!(got, at_limit);
+
+    let q = queue(&redis);
+    crate::support::settled(&q).await;
+    for (id, code) in [
+        ("long-channel", "bad_channel"),
+        ("long-name", "event_name_too_long"),
+        ("large-data", "data_too_large"),
+    ] {
+        let dead = q
+            .failed_get(id)
+            .await
+            .unwrap()
+            .unwrap_or_else(|| panic!("{id}: no dead letter"));
+        assert_eq!(dead.code, code, "{id}: {}", dead.reason);
+    }
+    assert_eq!(q.failed_list(0, 10).await.unwrap().len(), 3);
     herald.stop().await.unwrap();
     client.finish().await;
 }
