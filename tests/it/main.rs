@@ -37,8 +37,8 @@ mod reliability;
 mod retries;
 /// The envelope JSON Schema and the README's examples.
 mod schema;
-/// sockudo (when `scripts/test` could build it) with pusher-js: every event once, and a retry
-/// after a lost answer dropped by its idempotency.
+/// sockudo (when `scripts/test` could build it) with pusher-js: every event once, a retry after
+/// a lost answer dropped by its idempotency, the documented limits at their edges.
 mod sockudo;
 /// `rediss://` in every mode against TLS-only servers; a wrong trust root fails clearly.
 mod tls;

@@ -3,7 +3,9 @@
 //! encrypted and multi-channel; and a batch whose answer was lost after sockudo published it is
 //! retried with the same `idempotency_key`s, so sockudo drops the copy: each client sees each
 //! event once. (That the retry is byte for byte is checked against the strict fake, in
-//! `pusher_scale`: sockudo 5.2.0 drops a repeated key without comparing the payload.)
+//! `pusher_scale`: sockudo 5.2.0 drops a repeated key without comparing the payload.) The
+//! documented sockudo preset holds at its edges: at every limit sockudo takes the event, past
+//! any of them herald dead-letters it first.
 //!
 //! Each test skips with a message when the sockudo binary is absent (its build needs `protoc`
 //! and 8–18 minutes of both cores); it never fails for that.
