@@ -29,26 +29,32 @@ fn server(port: u16) -> Server<'static> {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn pusher_js_clients_receive_every_event_from_sockudo() {
+/// sockudo started and the npm peers installed; `None`, with the skip message, when there is
+/// no sockudo binary.
+async fn started() -> Option<(Sockudo, std::path::PathBuf)> {
     let Some(bin) = sockudo::binary() else {
-        return sockudo::skipped("pusher_js_clients_receive_every_event_from_sockudo");
+        // libtest names a test's thread after the test.
+        sockudo::skipped(std::thread::current().name().unwrap_or("a sockudo test"));
+        return None;
     };
     let peers = peers::installed();
-    let sockudo = Sockudo::start(&bin).await;
+    Some((Sockudo::start(&bin).await, peers))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pusher_js_clients_receive_every_event_from_sockudo() {
+    let Some((sockudo, peers)) = started().await else {
+        return;
+    };
     every_event_reaches_pusher_js(&peers, &server(sockudo.port)).await;
     drop(sockudo);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_batch_whose_answer_was_lost_is_retried_and_sockudo_delivers_each_event_once() {
-    let Some(bin) = sockudo::binary() else {
-        return sockudo::skipped(
-            "a_batch_whose_answer_was_lost_is_retried_and_sockudo_delivers_each_event_once",
-        );
+    let Some((sockudo, peers)) = started().await else {
+        return;
     };
-    let peers = peers::installed();
-    let sockudo = Sockudo::start(&bin).await;
     let proxy = LosingProxy::start(sockudo.port, "lose-this-answer").await;
     let channels = ["orders", "private-encrypted-vault"];
     // The client talks to sockudo directly; herald reaches it through the proxy.
@@ -114,11 +120,9 @@ async fn a_batch_whose_answer_was_lost_is_retried_and_sockudo_delivers_each_even
 /// second half, a stricter one the first.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_documented_sockudo_limits_are_exactly_what_sockudo_accepts() {
-    let Some(bin) = sockudo::binary() else {
-        return sockudo::skipped("the_documented_sockudo_limits_are_exactly_what_sockudo_accepts");
+    let Some((sockudo, peers)) = started().await else {
+        return;
     };
-    let peers = peers::installed();
-    let sockudo = Sockudo::start(&bin).await;
     let channel = "c".repeat(100);
     let mut client = server(sockudo.port).client(&peers, &channel).await;
     let redis = RedisServer::start();

@@ -99,7 +99,8 @@ fn install() -> Result<PathBuf, String> {
     Ok(dir)
 }
 
-fn free_tcp_port() -> u16 {
+/// A free loopback TCP port.
+pub fn free_tcp_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
@@ -173,32 +174,38 @@ impl Soketi {
 
     /// Polls `GET /` (soketi answers `OK`) until it is up; fails with its log if it exits.
     async fn wait_ready(&mut self) {
-        let client = reqwest::Client::new();
         let url = format!("http://127.0.0.1:{}/", self.port);
-        // The test guard, not a shorter bound: Node starting soketi on a loaded 2-core machine
-        // has taken over 30 s.
-        let deadline = Instant::now() + super::GUARD;
-        while Instant::now() < deadline {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                panic!("soketi exited ({status}) while starting:\n{}", self.log());
-            }
-            if let Ok(r) = client.get(&url).send().await
-                && r.status().is_success()
-            {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!(
-            "soketi did not answer on {url} within {:?}:\n{}",
-            super::GUARD,
-            self.log()
-        );
+        let log = self.dir.path().join("soketi.log");
+        wait_until_up("soketi", &mut self.child, &url, &log).await
     }
 
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("soketi.log")).unwrap_or_default()
     }
+}
+
+/// Polls `GET url` until it answers 2xx, within the test guard (Node starting soketi on a loaded
+/// 2-core machine has taken over 30 s); fails with the server's `log` if `child` exits first.
+pub async fn wait_until_up(what: &str, child: &mut tokio::process::Child, url: &str, log: &Path) {
+    let client = reqwest::Client::new();
+    let log = || std::fs::read_to_string(log).unwrap_or_default();
+    let deadline = Instant::now() + super::GUARD;
+    while Instant::now() < deadline {
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("{what} exited ({status}) while starting:\n{}", log());
+        }
+        if let Ok(r) = client.get(url).send().await
+            && r.status().is_success()
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!(
+        "{what} did not answer on {url} within {:?}:\n{}",
+        super::GUARD,
+        log()
+    );
 }
 
 /// A Node script from `tests/peers/`, run from the peers directory; each line it prints on

@@ -15,10 +15,11 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
+
+use super::peers::free_tcp_port;
 
 /// The sockudo binary built by `scripts/test` (or `$SOCKUDO_BIN`), if there is one.
 pub fn binary() -> Option<PathBuf> {
@@ -38,13 +39,6 @@ pub fn skipped(test: &str) {
     );
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback port")
-}
-
 /// One sockudo on free loopback ports serving the app `app-id` / `app-key` / `app-secret`.
 /// Killed on drop.
 pub struct Sockudo {
@@ -61,7 +55,7 @@ impl Sockudo {
 
     pub async fn start(bin: &Path) -> Sockudo {
         let dir = tempfile::tempdir().expect("temp dir");
-        let (port, metrics_port) = (free_port(), free_port());
+        let (port, metrics_port) = (free_tcp_port(), free_tcp_port());
         let log = std::fs::File::create(dir.path().join("sockudo.log")).expect("log file");
         let mut cmd = tokio::process::Command::new(bin);
         cmd.env_clear()
@@ -107,28 +101,16 @@ impl Sockudo {
         env.push(("PORT", port.to_string()));
         env.push(("METRICS_PORT", metrics_port.to_string()));
         // A port nothing listens on: a driver left at Redis fails here, not on a shared server.
-        env.push(("DATABASE_REDIS_PORT", free_port().to_string()));
+        env.push(("DATABASE_REDIS_PORT", free_tcp_port().to_string()));
         env
     }
 
     /// Polls `GET /up/<app id>` until sockudo answers 200 (the app is known and every driver
     /// healthy); fails with its log if it exits first.
     async fn wait_ready(&mut self) {
-        let client = reqwest::Client::new();
         let url = format!("http://127.0.0.1:{}/up/{}", self.port, Self::APP_ID);
-        let deadline = Instant::now() + super::GUARD;
-        while Instant::now() < deadline {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                panic!("sockudo exited ({status}) while starting:\n{}", self.log());
-            }
-            if let Ok(r) = client.get(&url).send().await
-                && r.status().is_success()
-            {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("sockudo did not answer on {url}:\n{}", self.log());
+        let log = self.dir.path().join("sockudo.log");
+        super::peers::wait_until_up("sockudo", &mut self.child, &url, &log).await
     }
 
     /// The sum of every sample of the Prometheus metric `name` on its metrics port.
