@@ -8,7 +8,7 @@
 //! any of them herald dead-letters it first.
 //!
 //! Each test skips with a message when the sockudo binary is absent (its build needs `protoc`
-//! and 8–18 minutes of both cores); it never fails for that.
+//! and about 18 minutes of both cores); it never fails for that.
 
 use std::collections::BTreeMap;
 

@@ -2,7 +2,7 @@
 //! puts a lost answer between herald and a real server.
 //!
 //! sockudo is not on npm: `scripts/test` builds it once with `cargo install sockudo` into
-//! `target/tmp/sockudo/` (about 8–18 minutes of both cores), and never fails when that build
+//! `target/tmp/sockudo/` (about 18 minutes of both cores), and never fails when that build
 //! does. [`binary`] finds it there, or at `$SOCKUDO_BIN`; the sockudo tests skip with a message
 //! when it is absent.
 //!
