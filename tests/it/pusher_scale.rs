@@ -1,6 +1,6 @@
 //! The Pusher broadcaster against servers with production limits (issue 11), on the strict
 //! fake: Reverb's request-size limit (413 and a closed connection), servers that close the
-//! connection after every answer without saying so.
+//! connection after every answer without saying so, encrypted retries byte for byte.
 
 use herald_testkit::{FakeLimits, PusherFake, RedisServer};
 use serde_json::json;
@@ -143,6 +143,41 @@ async fn a_server_closing_after_every_answer_costs_no_attempt() {
     let data: Vec<String> = fake.events().into_iter().map(|e| e.data).collect();
     let want: Vec<String> = (0..6).map(|i| format!(r#"{{"i":{i}}}"#)).collect();
     assert_eq!(data, want, "each once, in order");
+}
+
+/// Regression (§3): each attempt at an encrypted channel was encrypted with a fresh nonce, so a
+/// retry carried other bytes under the same idempotency key, which a server comparing payloads
+/// refuses. The nonce now derives from the channel's key and the unit's key: after two 500s the
+/// third request is the first byte for byte.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_encrypted_events_retries_are_byte_identical() {
+    let redis = RedisServer::start();
+    let fake = PusherFake::start().await.unwrap();
+    fake.fail_next(500, 2);
+    let master = "encryption_master_key_base64 = \"ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8=\"";
+    let herald = Running::start(with_fake(&redis, &fake, "", master, "")).await;
+    let channels = ["private-encrypted-vault", "orders"];
+    push(&redis, &[envelope("enc", &channels, json!({"secret": 1}))]).await;
+    let events = guard("both events at the fake", fake.wait_for_events(2)).await;
+    settled(&queue(&redis)).await;
+    herald.stop().await.unwrap();
+    let vault = events
+        .iter()
+        .find(|e| e.channel == "private-encrypted-vault");
+    assert!(
+        vault.is_some_and(|e| e.data.contains("ciphertext")),
+        "encrypted: {events:?}"
+    );
+    let requests = fake.requests();
+    assert_eq!(
+        requests.iter().map(|r| r.status).collect::<Vec<_>>(),
+        [500, 500, 200],
+        "{requests:?}"
+    );
+    for r in &requests[1..] {
+        assert_eq!(r.body_md5, requests[0].body_md5, "{requests:?}");
+        assert_eq!(r.idempotency_keys, requests[0].idempotency_keys);
+    }
 }
 
 /// A split event's delivered part is recorded the moment its request succeeds, while the other

@@ -115,6 +115,9 @@ pub struct FakeRequest {
     pub idempotency_keys: Vec<Option<String>>,
     /// Size of the whole request as received: request line, headers and body.
     pub bytes: usize,
+    /// Its signed `body_md5` query parameter (checked against the body before anything else
+    /// is answered), so tests can tell whether two requests carried the same bytes.
+    pub body_md5: String,
     /// Which connection carried it, numbered from 0 in the order the fake accepted them.
     pub connection: usize,
 }

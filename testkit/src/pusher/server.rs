@@ -125,6 +125,9 @@ pub(super) async fn handle(
         received_ms: now_ms(),
         path: uri.path().to_string(),
         bytes: request_bytes(&method, &uri, &headers, &body),
+        body_md5: query_param(&uri, "body_md5")
+            .unwrap_or_default()
+            .to_string(),
         connection: conn.2,
         shared,
     };
@@ -196,6 +199,13 @@ pub(super) async fn handle(
     }
 }
 
+/// The value of query parameter `name`, as sent.
+fn query_param<'u>(uri: &'u Uri, name: &str) -> Option<&'u str> {
+    uri.query()?
+        .split('&')
+        .find_map(|kv| kv.strip_prefix(name)?.strip_prefix('='))
+}
+
 /// The request's size as it came over the wire: request line, headers, blank line, body.
 fn request_bytes(method: &Method, uri: &Uri, headers: &HeaderMap, body: &[u8]) -> usize {
     let line = method.as_str().len() + 1 + uri.to_string().len() + " HTTP/1.1\r\n".len();
@@ -225,6 +235,7 @@ struct Exchange {
     received_ms: u64,
     path: String,
     bytes: usize,
+    body_md5: String,
     connection: usize,
 }
 
@@ -240,6 +251,7 @@ impl Exchange {
             error,
             idempotency_keys: keys,
             bytes: self.bytes,
+            body_md5: self.body_md5.clone(),
             connection: self.connection,
         });
         self.shared.changed.notify_waiters();
@@ -368,6 +380,7 @@ impl Exchange {
                 error: None,
                 idempotency_keys: keys,
                 bytes: self.bytes,
+                body_md5: self.body_md5.clone(),
                 connection: self.connection,
             })
         };
