@@ -13,10 +13,14 @@
 
 use super::{Queue, QueueError, scripts};
 
+/// The most parked envelopes one `unpark` moves onto an empty queue at once (one script call,
+/// about a millisecond of Redis); a larger backlog is handed out by reserve.
+const MOVE_AT_ONCE: usize = 1000;
+
 /// How a circuit lets parked envelopes come back.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Unpark {
-    /// Closed: all of them, oldest first, ahead of the queue.
+    /// Closed: all of them, oldest first, ahead of the queue (onto an empty queue when few).
     Closed,
     /// Half-open: the oldest alone, to carry the probe, when the queue has nothing else.
     Probe,
@@ -42,7 +46,8 @@ impl Queue {
             .arg(match how {
                 Unpark::Closed => "closed",
                 Unpark::Probe => "probe",
-            });
+            })
+            .arg(MOVE_AT_ONCE);
         self.run("unpark", &inv).await
     }
 

@@ -460,3 +460,49 @@ async fn outage_backlog_drains_oldest_first(redis: Deployment) {
         "nothing dead-lettered"
     );
 }
+
+/// Regression (noted last time): envelopes parked for a circuit that something else closed (a
+/// probe of another replica, or of another queue's task) waited on an idle queue until a
+/// blocked worker's `BLMOVE` timed out (`worker.block_timeout`). Unparking a closed circuit's
+/// few envelopes (at most 1,000) now moves them onto an empty queue, oldest at its head, which
+/// wakes a blocked worker. Here `block_timeout` is 10 minutes and herald's own probe
+/// 10 minutes away, both far beyond the test's guard: only that wake-up can deliver in time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_circuit_closed_elsewhere_wakes_an_idle_queues_parked_backlog() {
+    let redis = RedisServer::start();
+    let fake = PusherFake::start().await.unwrap();
+    fake.reject_matching("OrderShipped", 503);
+    let herald = Running::start(with_fake(
+        &redis,
+        &fake,
+        "concurrency = 1\nblock_timeout = \"10m\"\npromote_interval = \"20ms\"",
+        "circuit_failures = 3\ncircuit_open_for = \"10m\"",
+        "",
+    ))
+    .await;
+    let circuit = "herald:circuit:pusher";
+    let backlog: Vec<String> = (0..20)
+        .map(|i| envelope(&format!("p{i}"), &[&format!("out.{i}")], json!({"n": i})))
+        .collect();
+    push(&redis, &backlog).await;
+    let q = queue(&redis);
+    eventually("the backlog to be parked", || async {
+        let s = q.stats().await.ok()?;
+        (s.parked == 20 && s.waiting == 0 && s.processing == 0).then_some(())
+    })
+    .await;
+
+    // The server is back, and another replica's probe closed the circuit for everyone.
+    fake.clear_rejections();
+    let mut c = redis.conn().await;
+    let _: () = redis::cmd("DEL")
+        .arg(circuit)
+        .arg(format!("{circuit}:probe"))
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    guard("the parked backlog at the fake", fake.wait_for_events(20)).await;
+    settled(&q).await;
+    herald.stop().await.unwrap();
+    assert!(q.failed_list(0, 10).await.unwrap().is_empty());
+}
