@@ -4,7 +4,7 @@
 //! index and ready sets, and the two moves out of them that are not a reserve: `unpark`
 //! (`lua/unpark.lua`) and counting. Parking itself is part of the settle script, and handing
 //! parked envelopes out oldest first is part of the reserve script. Does not own: when a circuit
-//! lets requests through (`broadcast::pusher::circuit::state`, asked by `worker::maintenance`).
+//! lets requests through (`broadcast::pusher::circuit::states`, asked by `worker::maintenance`).
 //!
 //! Why not the delayed set: an envelope deferred by an open circuit would come back every time
 //! the circuit might close, go round the queue again behind newer envelopes, and after the

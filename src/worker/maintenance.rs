@@ -176,18 +176,22 @@ impl Maintenance {
                 return;
             }
         };
-        for c in circuits {
-            let how = match circuit::state(&q.redis, &self.global, &c, clock::now_ms()).await {
-                Ok(State::Closed) => Unpark::Closed,
-                Ok(State::HalfOpen) => Unpark::Probe,
-                Ok(State::Open) => continue,
-                Err(e) => {
-                    self.metrics.redis_error("circuit");
-                    tracing::debug!(message = "Could not read a circuit.", connection = %c, error = %e);
-                    continue;
-                }
+        let states = match circuit::states(&q.redis, &self.global, &circuits, clock::now_ms()).await
+        {
+            Ok(s) => s,
+            Err(e) => {
+                self.metrics.redis_error("circuit");
+                tracing::debug!(message = "Could not read the parked circuits.", queue = %q.keys.name, error = %e.source);
+                return;
+            }
+        };
+        for (c, state) in circuits.iter().zip(states) {
+            let how = match state {
+                State::Closed => Unpark::Closed,
+                State::HalfOpen => Unpark::Probe,
+                State::Open => continue,
             };
-            if let Err(e) = q.unpark(&c, how).await {
+            if let Err(e) = q.unpark(c, how).await {
                 self.metrics.redis_error("unpark");
                 tracing::error!(message = "Unparking envelopes failed.", queue = %q.keys.name, connection = %c, error = %e.source);
             }

@@ -271,7 +271,6 @@ pub(crate) async fn read(
     }))
 }
 
-/// The `open_until` milliseconds at the start of the key's value.
 /// A circuit as an onlooker sees it, without claiming its probe: what decides when envelopes
 /// parked for it may come back (`worker::maintenance`).
 #[derive(Debug, PartialEq, Eq)]
@@ -284,31 +283,48 @@ pub(crate) enum State {
     HalfOpen,
 }
 
-/// The state of `connection`'s circuit (a name as in [`Circuit::new`]) at `now_ms`.
-pub(crate) async fn state(
+/// The states of the circuits `connections` (names as in [`Circuit::new`]) at `now_ms`, in
+/// order: one round trip however many there are (a `GET` and an `EXISTS` of each, spread over
+/// the nodes on a cluster), so thousands of parked apps cost the maintenance loop one request.
+pub(crate) async fn states(
     redis: &Redis,
     keys: &GlobalKeys,
-    connection: &str,
+    connections: &[String],
     now_ms: u64,
-) -> Result<State, redis::RedisError> {
-    let mut c = redis.get().await?;
-    let key = keys.circuit(connection);
-    let value: Option<String> = redis::cmd("GET").arg(&key).query_async(&mut c).await?;
-    let Some(open_until) = value.as_deref().and_then(parse_open_until) else {
-        return Ok(State::Closed);
-    };
-    if open_until > now_ms {
-        return Ok(State::Open);
+) -> Result<Vec<State>, crate::queue::QueueError> {
+    let mut spread = crate::queue::Spread::default();
+    for c in connections {
+        spread.add(redis::cmd("GET").arg(keys.circuit(c)).clone());
+        spread.add(redis::cmd("EXISTS").arg(keys.circuit_probe(c)).clone());
     }
-    let probe = keys.circuit_probe(connection);
-    let probing: bool = redis::cmd("EXISTS").arg(&probe).query_async(&mut c).await?;
-    Ok(if probing {
-        State::Open
-    } else {
-        State::HalfOpen
-    })
+    let replies: Vec<redis::Value> = redis
+        .run_spread(crate::queue::NO_QUEUE, "circuit", &spread)
+        .await?;
+    let unreadable = |e: redis::ParsingError| crate::queue::QueueError {
+        queue: crate::queue::NO_QUEUE.to_string(),
+        op: "circuit",
+        source: e.into(),
+    };
+    let mut replies = replies.into_iter();
+    let mut out = Vec::with_capacity(connections.len());
+    while let (Some(value), Some(probing)) = (replies.next(), replies.next()) {
+        let value: Option<String> = redis::from_redis_value(value).map_err(unreadable)?;
+        let probing: bool = redis::from_redis_value(probing).map_err(unreadable)?;
+        out.push(state_of(value.as_deref(), probing, now_ms));
+    }
+    Ok(out)
 }
 
+/// What a circuit key's value (if any) and its probe key say at `now_ms`.
+fn state_of(value: Option<&str>, probing: bool, now_ms: u64) -> State {
+    match value.and_then(parse_open_until) {
+        None => State::Closed,
+        Some(open_until) if open_until > now_ms || probing => State::Open,
+        Some(_) => State::HalfOpen,
+    }
+}
+
+/// The `open_until` milliseconds at the start of the key's value.
 fn parse_open_until(value: &str) -> Option<u64> {
     value.split(' ').next()?.parse().ok()
 }
@@ -316,6 +332,16 @@ fn parse_open_until(value: &str) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_onlooker_sees_open_until_its_time_then_half_open_unless_probing() {
+        let value = Some("1000 HTTP 503: down");
+        assert_eq!(state_of(None, false, 5), State::Closed);
+        assert_eq!(state_of(Some("garbage"), false, 5), State::Closed);
+        assert_eq!(state_of(value, false, 999), State::Open);
+        assert_eq!(state_of(value, false, 1000), State::HalfOpen);
+        assert_eq!(state_of(value, true, 1000), State::Open, "a probe is out");
+    }
 
     #[test]
     fn failures_are_what_the_server_did_not_handle() {
