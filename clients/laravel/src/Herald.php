@@ -27,6 +27,19 @@ final class Herald
         self::manager()->resolveAppUsing($resolver);
     }
 
+    /**
+     * The Pusher app whose key and secret sign a channel authorization request on a herald
+     * connection with `apps`: {@see HeraldBroadcastManager::resolveAuthAppUsing}. Null removes it.
+     *
+     *     Herald::resolveAuthAppUsing(fn ($request) => tenant('id'));
+     *
+     * @param  callable|null  $resolver  fn (\Illuminate\Http\Request $request): ?string
+     */
+    public static function resolveAuthAppUsing(?callable $resolver): void
+    {
+        self::manager()->resolveAuthAppUsing($resolver);
+    }
+
     private static function manager(): HeraldBroadcastManager
     {
         $manager = Container::getInstance()->make(BroadcastManager::class);

@@ -36,6 +36,9 @@ class HeraldBroadcastManager extends BroadcastManager
     /** @var callable|null the application's app for events whose broadcastApp() gives none */
     protected $appResolver;
 
+    /** @var callable|null the application's app of a channel authorization request */
+    protected $authAppResolver;
+
     /**
      * A HeraldBroadcastManager in place of `$manager`, keeping its drivers and custom creators.
      *
@@ -223,6 +226,22 @@ class HeraldBroadcastManager extends BroadcastManager
     public function resolveAppUsing(?callable $resolver)
     {
         $this->appResolver = $resolver;
+
+        return $this;
+    }
+
+    /**
+     * The application's answer to "which Pusher app" for a channel authorization request
+     * (`/broadcasting/auth`, `/broadcasting/user-auth`) on a herald connection with `apps`: the
+     * tenant of the request, as the application knows it. Null, or no resolver: the connection's
+     * `app` setting.
+     *
+     * @param  callable|null  $resolver  fn (\Illuminate\Http\Request $request): ?string
+     * @return $this
+     */
+    public function resolveAuthAppUsing(?callable $resolver)
+    {
+        $this->authAppResolver = $resolver;
 
         return $this;
     }
@@ -420,11 +439,16 @@ class HeraldBroadcastManager extends BroadcastManager
      */
     protected function createHeraldDriver(array $config, string $name = 'herald')
     {
-        return new HeraldBroadcaster(
+        $broadcaster = new HeraldBroadcaster(
             $this->app->make('redis'),
             $config,
             $name,
             (string) $this->app['config']->get('database.redis.options.prefix', '')
         );
+        $broadcaster->resolveAuthAppUsing(function ($request) {
+            return $this->authAppResolver === null ? null : ($this->authAppResolver)($request);
+        });
+
+        return $broadcaster;
     }
 }

@@ -29,6 +29,13 @@ use Symfony\Component\HttpKernel\Exception\AccessDeniedHttpException;
  *   encryption_master_key_base64  for private-encrypted-* channels (or options.encryption_master_key_base64)
  *   app         optional: the Pusher app of herald's multi-app connections for every event this
  *               connection sends that names none itself ({@see HeraldBroadcastManager::resolveAppUsing})
+ *   apps        optional, with `auth` => 'pusher': the name of herald's multi-app Pusher connection
+ *               (`apps = "redis"` in herald's config). Channel authorization then signs with the
+ *               key and secret of the request's app, read from herald's own hash
+ *               `herald:pusher:apps:<apps>` (through `connection`, so its prefix applies) on
+ *               every request, so an app added or rotated there needs no deploy; the app is
+ *               {@see HeraldBroadcastManager::resolveAuthAppUsing}'s answer, else `app`.
+ *               No `key` or `secret` then.
  */
 class HeraldBroadcaster extends Broadcaster
 {
@@ -46,8 +53,11 @@ class HeraldBroadcaster extends Broadcaster
     /** @var string database.redis.options.prefix, stripped from channel names in `redis` auth */
     protected $prefix;
 
-    /** @var \Herald\Laravel\PusherSignature|null */
+    /** @var \Herald\Laravel\PusherSignature|null the one app's signer (null with `apps` or `redis` auth) */
     protected $signature;
+
+    /** @var callable|null fn (Request): ?string, the request's app, with `apps` */
+    protected $authApp;
 
     public function __construct(Redis $redis, array $config, string $name = 'herald', string $prefix = '')
     {
@@ -68,7 +78,13 @@ class HeraldBroadcaster extends Broadcaster
             );
         }
 
-        if ($mode === 'pusher') {
+        if (isset($config['apps'])) {
+            if (! is_string($config['apps']) || Envelope::appProblem($config['apps']) !== null || $mode !== 'pusher') {
+                throw new InvalidArgumentException(
+                    "Broadcast connection [{$name}]: apps must name herald's multi-app Pusher connection, with auth 'pusher'."
+                );
+            }
+        } elseif ($mode === 'pusher') {
             if (empty($config['key']) || empty($config['secret'])) {
                 throw new InvalidArgumentException(
                     "Broadcast connection [{$name}]: auth 'pusher' needs the Pusher app's key and secret."
@@ -94,7 +110,18 @@ class HeraldBroadcaster extends Broadcaster
             return (string) $this->config['auth'];
         }
 
-        return ! empty($this->config['key']) && ! empty($this->config['secret']) ? 'pusher' : 'redis';
+        return isset($this->config['apps']) || (! empty($this->config['key']) && ! empty($this->config['secret']))
+            ? 'pusher' : 'redis';
+    }
+
+    /**
+     * Where the request's app comes from, with `apps` (the manager sets it).
+     *
+     * @param  callable  $resolver  fn (\Illuminate\Http\Request $request): ?string
+     */
+    public function resolveAuthAppUsing(callable $resolver): void
+    {
+        $this->authApp = $resolver;
     }
 
     public function name(): string
@@ -242,11 +269,13 @@ class HeraldBroadcaster extends Broadcaster
         $channel = (string) $request->channel_name;
         $socketId = (string) $request->socket_id;
 
+        $signature = $this->signatureFor($request);
+
         if (Str::startsWith($channel, 'private')) {
-            return $this->pusherResponse($request, $this->signature->authorizeChannel($channel, $socketId));
+            return $this->pusherResponse($request, $signature->authorizeChannel($channel, $socketId));
         }
 
-        return $this->pusherResponse($request, $this->signature->authorizePresenceChannel(
+        return $this->pusherResponse($request, $signature->authorizePresenceChannel(
             $channel, $socketId, $this->broadcastIdentifier($request, $channel), $result
         ));
     }
@@ -269,7 +298,47 @@ class HeraldBroadcaster extends Broadcaster
             return $user ?: null;
         }
 
-        return $this->signature->authenticateUser((string) $request->socket_id, $user);
+        return $this->signatureFor($request)->authenticateUser((string) $request->socket_id, $user);
+    }
+
+    /**
+     * The signer for `$request`: the connection's one app, or, with `apps`, the request's app's
+     * key and secret as herald holds them now.
+     *
+     * @throws \Symfony\Component\HttpKernel\Exception\AccessDeniedHttpException when herald has no such app
+     * @throws \LogicException when nothing names the request's app
+     */
+    protected function signatureFor($request): PusherSignature
+    {
+        if ($this->signature !== null) {
+            return $this->signature;
+        }
+
+        $apps = (string) $this->config['apps'];
+        $app = ($this->authApp === null ? null : ($this->authApp)($request)) ?? $this->app();
+
+        if ($app === null) {
+            throw new \LogicException(
+                "Broadcast connection [{$this->name}]: channel authorization for herald's multi-app connection [{$apps}] needs the request's app: give Herald::resolveAuthAppUsing() a resolver, or the connection an 'app'."
+            );
+        }
+
+        if (! is_string($app) || ($problem = Envelope::appProblem($app)) !== null) {
+            throw new \LogicException("Broadcast connection [{$this->name}]: the request's app is refused: ".($problem ?? 'not a string').'.');
+        }
+
+        $entry = json_decode((string) $this->redis->connection($this->redisConnection())->hget("herald:pusher:apps:{$apps}", $app), true);
+
+        if (! is_array($entry) || ! is_string($entry['key'] ?? null) || ! is_string($entry['secret'] ?? null)
+            || $entry['key'] === '' || $entry['secret'] === '') {
+            throw new AccessDeniedHttpException("Herald has no readable Pusher app [{$app}] for connection [{$apps}].");
+        }
+
+        return new PusherSignature(
+            $entry['key'],
+            $entry['secret'],
+            $this->config['encryption_master_key_base64'] ?? $this->config['options']['encryption_master_key_base64'] ?? null
+        );
     }
 
     /**
