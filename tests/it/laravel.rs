@@ -234,6 +234,23 @@ impl Served {
     }
 }
 
+impl Served {
+    /// `POST /fire/room?text=<text>` (`text` URL-safe) for the tenant `tenant` (the app's
+    /// `X-Tenant` resolver names the event's Pusher app from it); answers what Laravel computes.
+    async fn fire_for_tenant(&self, tenant: &str, text: &str) -> Value {
+        let res = reqwest::Client::new()
+            .post(format!("{}/fire/room?text={text}", self.url))
+            .header("X-Tenant", tenant)
+            .send()
+            .await
+            .expect("POST /fire");
+        let status = res.status();
+        let body = res.text().await.unwrap();
+        assert!(status.is_success(), "POST /fire/room: {status}\n{body}");
+        serde_json::from_str(&body).unwrap()
+    }
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -952,4 +969,92 @@ async fn the_readmes_python_and_node_producers_are_broadcast_by_herald() {
             );
         }
     }
+}
+
+/// Per-tenant channel authorization, end to end: each tenant's users are authorized by the
+/// Laravel app with their own tenant's Pusher key and secret, which the driver reads from
+/// herald's apps hash (`'apps' => 'tenants'`, `Herald::resolveAuthAppUsing()` naming the signed-in
+/// user's tenant). soketi serves both apps and checks every subscription's signature with the
+/// app's own secret; alice (acme) and bob (beta) join `presence-room.1` of their own app, each
+/// seeing only their app's members and their tenant's events.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_tenants_users_are_authorized_with_its_own_pusher_app_and_get_only_its_events() {
+    let peers = peers::installed();
+    node_fixtures(&peers);
+    let apps: Vec<(&str, &str, &str)> = TENANTS.iter().map(|t| (t.1, t.2, t.3)).collect();
+    let soketi = Soketi::start_with_apps(&peers, &apps).await;
+    let redis = RedisServer::start();
+    for (app, app_id, key, secret) in TENANTS {
+        let _: () = ::redis::cmd("HSET")
+            .arg(format!("{PREFIX}{}", keys::pusher_apps("tenants")))
+            .arg(app)
+            .arg(json!({"app_id": app_id, "key": key, "secret": secret}).to_string())
+            .query_async(&mut redis.conn().await)
+            .await
+            .unwrap();
+    }
+    let app = App::new(&redis).await;
+    let served = app
+        .serve(&[
+            ("HERALD_AUTH", "pusher".into()),
+            ("HERALD_APPS", "tenants".into()),
+        ])
+        .await;
+    let herald = Running::start(herald_config(
+        &redis,
+        &format!(
+            "[broadcasting]\ndefault = [\"tenants\"]\n[broadcasting.connections.tenants]\n\
+             driver = \"pusher\"\napps = \"redis\"\nhost = \"127.0.0.1\"\nport = {}\n\
+             scheme = \"http\"\n",
+            soketi.port
+        ),
+    ))
+    .await;
+    let client = |token: &str, key: &str| {
+        NodeScript::start(
+            &peers,
+            "echo-client.mjs",
+            &[
+                ("BROADCASTER", "pusher".to_string()),
+                ("PUSHER_HOST", "127.0.0.1".into()),
+                ("PUSHER_PORT", soketi.port.to_string()),
+                ("PUSHER_APP_KEY", key.into()),
+                ("AUTH_ENDPOINT", format!("{}/broadcasting/auth", served.url)),
+                ("TOKEN", token.into()),
+                ("PRESENCE", "room.1".into()),
+                ("LISTEN", ".room.message".into()),
+            ],
+        )
+    };
+    let (acme_key, beta_key) = (TENANTS[0].2, TENANTS[1].2);
+    let mut alice = client("alice-token", acme_key);
+    let ready = next_event(&mut alice).await;
+    assert_eq!(ready["ready"], json!(true), "{ready}\n{}", alice.stderr());
+    assert_eq!(
+        ready["members"]["presence-room.1"],
+        json!([{"id": 1, "name": "alice"}])
+    );
+    let mut bob = client("bob-token", beta_key);
+    let ready = next_event(&mut bob).await;
+    assert_eq!(ready["ready"], json!(true), "{ready}\n{}", bob.stderr());
+    assert_eq!(
+        ready["members"]["presence-room.1"],
+        json!([{"id": 2, "name": "bob"}]),
+        "beta's room.1 is not acme's"
+    );
+
+    // beta's event first, then acme's: alice's first event is acme's, so beta's never reached
+    // her; bob's is beta's.
+    served.fire_for_tenant("beta", "for-beta").await;
+    served.fire_for_tenant("acme", "for-acme").await;
+    let got = next_event(&mut alice).await;
+    assert_eq!(got["data"]["text"], json!("for-acme"), "{got}");
+    let got = next_event(&mut bob).await;
+    assert_eq!(got["data"]["text"], json!("for-beta"), "{got}");
+
+    settled_without_dead_letters(&redis).await;
+    herald.stop().await.unwrap();
+    alice.finish().await;
+    bob.finish().await;
+    drop(soketi);
 }

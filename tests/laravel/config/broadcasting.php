@@ -14,6 +14,9 @@ return [
             'key' => env('PUSHER_APP_KEY'),
             'secret' => env('PUSHER_APP_SECRET'),
             'encryption_master_key_base64' => env('PUSHER_ENCRYPTION_MASTER_KEY_BASE64'),
+            // herald's multi-app Pusher connection: channel authorization signs with the
+            // request's tenant's app, read from herald's apps hash (no key or secret then).
+            'apps' => env('HERALD_APPS'),
         ],
 
         'redis' => [
