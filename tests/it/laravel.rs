@@ -765,13 +765,9 @@ const TENANTS: [(&str, &str, &str, &str); 2] = [
     ("beta", "beta-id", "beta-key", "beta-secret"),
 ];
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn each_tenants_laravel_events_reach_only_its_pusher_app_on_one_multi_app_connection() {
-    let redis = RedisServer::start();
-    let (_, id, key, secret) = TENANTS[0];
-    let fake = PusherFake::start_with(id, key, secret).await.unwrap();
+/// Puts [`TENANTS`] into herald's apps hash of the multi-app connection `tenants`.
+async fn add_tenants(redis: &RedisServer) {
     for (app, app_id, key, secret) in TENANTS {
-        fake.add_app(app_id, key, secret);
         let _: () = ::redis::cmd("HSET")
             .arg(format!("{PREFIX}{}", keys::pusher_apps("tenants")))
             .arg(app)
@@ -780,6 +776,17 @@ async fn each_tenants_laravel_events_reach_only_its_pusher_app_on_one_multi_app_
             .await
             .unwrap();
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_tenants_laravel_events_reach_only_its_pusher_app_on_one_multi_app_connection() {
+    let redis = RedisServer::start();
+    let (_, id, key, secret) = TENANTS[0];
+    let fake = PusherFake::start_with(id, key, secret).await.unwrap();
+    for (_, app_id, key, secret) in TENANTS {
+        fake.add_app(app_id, key, secret);
+    }
+    add_tenants(&redis).await;
     // (text, the event's broadcastApp(), the request's X-Tenant for the app's resolver, the
     // app it must reach): the event's own answer, the resolver's, and the event's winning.
     let cases = [
@@ -984,15 +991,7 @@ async fn each_tenants_users_are_authorized_with_its_own_pusher_app_and_get_only_
     let apps: Vec<(&str, &str, &str)> = TENANTS.iter().map(|t| (t.1, t.2, t.3)).collect();
     let soketi = Soketi::start_with_apps(&peers, &apps).await;
     let redis = RedisServer::start();
-    for (app, app_id, key, secret) in TENANTS {
-        let _: () = ::redis::cmd("HSET")
-            .arg(format!("{PREFIX}{}", keys::pusher_apps("tenants")))
-            .arg(app)
-            .arg(json!({"app_id": app_id, "key": key, "secret": secret}).to_string())
-            .query_async(&mut redis.conn().await)
-            .await
-            .unwrap();
-    }
+    add_tenants(&redis).await;
     let app = App::new(&redis).await;
     let served = app
         .serve(&[
