@@ -765,6 +765,15 @@ const TENANTS: [(&str, &str, &str, &str); 2] = [
     ("beta", "beta-id", "beta-key", "beta-secret"),
 ];
 
+/// herald's multi-app Pusher connection `tenants` (apps from Redis), to a server on `port`.
+fn tenants_connection(port: u16) -> String {
+    format!(
+        "[broadcasting]\ndefault = [\"tenants\"]\n[broadcasting.connections.tenants]\n\
+         driver = \"pusher\"\napps = \"redis\"\nhost = \"127.0.0.1\"\nport = {port}\n\
+         scheme = \"http\"\n"
+    )
+}
+
 /// Puts [`TENANTS`] into herald's apps hash of the multi-app connection `tenants`.
 async fn add_tenants(redis: &RedisServer) {
     for (app, app_id, key, secret) in TENANTS {
@@ -819,16 +828,7 @@ async fn each_tenants_laravel_events_reach_only_its_pusher_app_on_one_multi_app_
         .collect();
     assert_eq!(named, want, "the envelopes' apps");
 
-    let herald = Running::start(herald_config(
-        &redis,
-        &format!(
-            "[broadcasting]\ndefault = [\"tenants\"]\n[broadcasting.connections.tenants]\n\
-             driver = \"pusher\"\napps = \"redis\"\nhost = \"127.0.0.1\"\nport = {}\n\
-             scheme = \"http\"\n",
-            fake.addr.port()
-        ),
-    ))
-    .await;
+    let herald = Running::start(herald_config(&redis, &tenants_connection(fake.addr.port()))).await;
     let received = guard(
         "every tenant event at the fake",
         fake.wait_for_events(cases.len()),
@@ -999,16 +999,7 @@ async fn each_tenants_users_are_authorized_with_its_own_pusher_app_and_get_only_
             ("HERALD_APPS", "tenants".into()),
         ])
         .await;
-    let herald = Running::start(herald_config(
-        &redis,
-        &format!(
-            "[broadcasting]\ndefault = [\"tenants\"]\n[broadcasting.connections.tenants]\n\
-             driver = \"pusher\"\napps = \"redis\"\nhost = \"127.0.0.1\"\nport = {}\n\
-             scheme = \"http\"\n",
-            soketi.port
-        ),
-    ))
-    .await;
+    let herald = Running::start(herald_config(&redis, &tenants_connection(soketi.port))).await;
     let client = |token: &str, key: &str| {
         NodeScript::start(
             &peers,
