@@ -165,7 +165,7 @@ pub(super) async fn run(
     let recovered = Instant::now();
     let outage_cpu = process_cpu(&pid) - cpu_before;
     let delivered_in_outage = tally.delivered;
-    let last = drain(
+    let delivering = drain(
         conn, &queue, held, baseline, &fake, &mut tally, &mut peaks, pushed,
     )
     .await;
@@ -176,7 +176,9 @@ pub(super) async fn run(
         .await
         .unwrap_or(0);
     child.stop().await;
-    let drain_seconds = last.map_or(0.0, |t| t.duration_since(recovered).as_secs_f64());
+    let since = |t: Instant, from: Instant| t.duration_since(from).as_secs_f64();
+    let resume_seconds = delivering.map_or(0.0, |(first, _)| since(first, recovered));
+    let drain_seconds = delivering.map_or(0.0, |(first, last)| since(last, first));
     let drained = tally.delivered - delivered_in_outage;
     let displaced = tally.displacements();
     let window = o.concurrency * o.batch_size;
@@ -198,6 +200,7 @@ pub(super) async fn run(
         herald_cpu_seconds_outage: outage_cpu,
         herald_cpu_share_outage: outage_cpu / produced_for,
         herald_cpu_seconds_drain: drain_cpu,
+        resume_seconds,
         drain_seconds,
         drain_per_sec: if drain_seconds > 0.0 {
             drained as f64 / drain_seconds
@@ -220,8 +223,8 @@ fn percentile_of(values: &[usize], q: f64) -> usize {
     values[((last as f64) * q).round() as usize]
 }
 
-/// Samples until every pushed envelope reached the fake (or nothing moved for 60 s); the time
-/// of the last delivery.
+/// Samples until every pushed envelope reached the fake (or nothing moved for 60 s); the times
+/// of the first and the last delivery (the first sample that found any, and the last).
 #[allow(clippy::too_many_arguments)]
 async fn drain(
     conn: &mut Conn,
@@ -232,18 +235,18 @@ async fn drain(
     tally: &mut Tally,
     peaks: &mut Peaks,
     pushed: usize,
-) -> Option<Instant> {
-    let mut last = None;
+) -> Option<(Instant, Instant)> {
+    let mut seen: Option<(Instant, Instant)> = None;
     let mut moved = Instant::now();
     while tally.distinct() < pushed && moved.elapsed() < Duration::from_secs(60) {
         let _ = sample(conn, queue, held, baseline, peaks).await;
         if fold(fake, tally, true) > 0 {
-            last = Some(Instant::now());
             moved = Instant::now();
+            seen = Some((seen.map_or(moved, |(first, _)| first), moved));
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    last
+    seen
 }
 
 /// Takes the fake's events into `tally`; how many there were.

@@ -183,6 +183,10 @@ pub(crate) struct OutageReport {
     /// Of one core, during the outage.
     pub(crate) herald_cpu_share_outage: f64,
     pub(crate) herald_cpu_seconds_drain: f64,
+    /// From recovery to the first delivery: the wait for the circuit's next probe (up to
+    /// `circuit_open_for`), which depends on when in its period the server came back.
+    pub(crate) resume_seconds: f64,
+    /// From the first delivery after recovery to the last, and the rate over it.
     pub(crate) drain_seconds: f64,
     pub(crate) drain_per_sec: f64,
     /// Adjacent deliveries after recovery younger than the one before (0: strictly oldest first).
@@ -236,8 +240,12 @@ impl OutageReport {
         line(
             "outage drain",
             format!(
-                "{:.2} s at {:.0} events/s; age inversions {:.4}",
-                self.drain_seconds, self.drain_per_sec, self.age_inversion_fraction
+                "first delivery {:.2} s after recovery, then {:.2} s at {:.0} events/s; age \
+                 inversions {:.4}",
+                self.resume_seconds,
+                self.drain_seconds,
+                self.drain_per_sec,
+                self.age_inversion_fraction
             ),
         );
         line(
