@@ -506,10 +506,15 @@ impl Server<'_> {
 
     /// herald's `pusher` connection to it, signing with `secret`.
     pub(crate) fn connection(&self, secret: &str) -> String {
+        self.connection_with(secret, "")
+    }
+
+    /// [`Self::connection`] with the connection settings `extra` (TOML lines) added.
+    pub(crate) fn connection_with(&self, secret: &str, extra: &str) -> String {
         format!(
             "[broadcasting]\ndefault = [\"pusher\"]\n[broadcasting.connections.pusher]\ndriver = \"pusher\"\n\
              app_id = \"{}\"\nkey = \"{}\"\nsecret = \"{secret}\"\nhost = \"127.0.0.1\"\nport = {}\n\
-             scheme = \"http\"\nencryption_master_key_base64 = \"{MASTER_KEY}\"\n",
+             scheme = \"http\"\nencryption_master_key_base64 = \"{MASTER_KEY}\"\n{extra}",
             self.app_id, self.key, self.port
         )
     }

@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 use herald_testkit::RedisServer;
 use serde_json::json;
 
-use crate::pusher::{Server, every_event_reaches_pusher_js, next_event};
+use crate::pusher::{Server, envelope, every_event_reaches_pusher_js, next_event};
 use crate::support::herald::{Running, config};
 use crate::support::sockudo::{self, LosingProxy, Sockudo};
 use crate::support::{peers, push, queue, settled_and_clean};
@@ -73,7 +73,7 @@ async fn a_batch_whose_answer_was_lost_is_retried_and_sockudo_delivers_each_even
     // One envelope on a public and an encrypted channel: one batch_events request of two
     // events, the public one carrying the marker in clear, the encrypted one only ciphertext.
     let lost = json!({"i": 0, "note": "lose-this-answer"});
-    push(&redis, &[envelope("lost-0", &channels, &lost)]).await;
+    push(&redis, &[envelope("lost-0", &channels, lost.clone())]).await;
     settled_and_clean(&queue(&redis)).await;
     assert_eq!(
         proxy.lost(),
@@ -84,7 +84,7 @@ async fn a_batch_whose_answer_was_lost_is_retried_and_sockudo_delivers_each_even
     // A barrier, pushed after the retry was answered: once it arrived on both channels,
     // any copy of the first event would have arrived before it.
     let barrier = json!({"i": 1, "note": "barrier"});
-    push(&redis, &[envelope("barrier-1", &channels, &barrier)]).await;
+    push(&redis, &[envelope("barrier-1", &channels, barrier.clone())]).await;
     let mut seen: BTreeMap<(String, String, i64), u32> = BTreeMap::new();
     while channels
         .iter()
@@ -127,9 +127,7 @@ async fn the_documented_sockudo_limits_are_exactly_what_sockudo_accepts() {
     let mut client = server(sockudo.port).client(&peers, &channel).await;
     let redis = RedisServer::start();
     let preset = "max_channel_name = 100\nmax_event_name = 100\nmax_data_bytes = 102400\n";
-    let pusher = server(sockudo.port)
-        .connection(Sockudo::SECRET)
-        .replace("scheme = ", &format!("{preset}scheme = "));
+    let pusher = server(sockudo.port).connection_with(Sockudo::SECRET, preset);
     let herald = Running::start(config(&redis, "", &pusher)).await;
 
     // `data` as sent is the JSON text of the envelope's data: {"i":N,"pad":"…"}.
@@ -172,8 +170,4 @@ async fn the_documented_sockudo_limits_are_exactly_what_sockudo_accepts() {
     assert_eq!(q.failed_list(0, 10).await.unwrap().len(), 3);
     herald.stop().await.unwrap();
     client.finish().await;
-}
-
-fn envelope(id: &str, channels: &[&str], data: &serde_json::Value) -> String {
-    json!({"id": id, "event": "OrderShipped", "channels": channels, "data": data}).to_string()
 }
